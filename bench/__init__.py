@@ -1,0 +1,1 @@
+"""Benchmarks (speed and memory tables); never run by the tests."""

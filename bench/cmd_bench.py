@@ -1,0 +1,30 @@
+"""`cagereid bench WHAT`: speed and memory tables (never part of the tests)."""
+from __future__ import annotations
+
+import argparse
+import importlib
+
+HELP = "Benchmarks: training throughput, live pipeline latency, pose extraction speed (prints tables)"
+
+# what -> module exposing add_arguments(parser) and run(args)
+BENCHES = {
+    "train": "bench.train",
+    "stream": "bench.stream",
+    "pose": "bench.pose",
+}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="what", metavar="WHAT", required=True)
+    for name, modname in BENCHES.items():
+        try:
+            mod = importlib.import_module(modname)
+        except ModuleNotFoundError:
+            continue
+        q = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
+        mod.add_arguments(q)
+        q.set_defaults(_bench_run=mod.run)
+
+
+def run(args: argparse.Namespace) -> int:
+    return int(args._bench_run(args) or 0)

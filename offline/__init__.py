@@ -1,0 +1,1 @@
+"""Offline work: dataset formats, self-supervised training, evaluation, benchmark preparation, CASIA-B."""

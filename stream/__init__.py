@@ -1,0 +1,1 @@
+"""Live pipeline: ZeroMQ-linked stages (producer, windower, identifier), gallery, terminal dashboard."""
