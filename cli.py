@@ -27,7 +27,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "offline.cmd_evaluate",
     "report": "offline.cmd_report",
     "extract": "pose.cmd_extract",
-    "lift": "pose.cmd_lift",
+    "lift": "offline.cmd_lift",
     "casia-b": "offline.cmd_casia_b",
     "params": "offline.cmd_params",
     "bench": "bench.cmd_bench",

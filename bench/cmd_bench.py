@@ -11,6 +11,7 @@ BENCHES = {
     "train": "bench.train",
     "stream": "bench.stream",
     "pose": "bench.pose",
+    "lift": "bench.lift",
 }
 
 
