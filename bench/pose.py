@@ -1,0 +1,96 @@
+"""`cagereid bench pose`: pose extraction speed on this CPU (frames/s, ms per person-frame), single-person
+full-frame path and the multi-person detector + tracker + per-crop path. Prints a table; never a test."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "Pose extraction speed: frames/s and ms per person-frame, single- and multi-person videos"
+
+_VIDEO = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "video"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--single", default=str(_VIDEO / "openpose_walk.avi"),
+                   help="one-person video (default ../shared/data/video/openpose_walk.avi)")
+    p.add_argument("--multi", default=str(_VIDEO / "opencv_vtest.avi"),
+                   help="several-people video (default ../shared/data/video/opencv_vtest.avi)")
+    p.add_argument("--frames", type=int, default=100, help="frames per video (default 100; 0 = all)")
+    p.add_argument("--detect-every", type=int, default=5, help="detector period in multi mode (default 5)")
+    p.add_argument("--warmup", type=int, default=3,
+                   help="frames processed before timing starts (graph start-up is not steady state; default 3)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="set OpenCV's thread count (0: leave as is; set OMP_NUM_THREADS=1 for stable numbers)")
+
+
+def _measure(spec: str, multi_person, frames: int | None, detect_every: int, warmup: int = 3) -> dict:
+    import time
+
+    from pose.extract import PosePipeline
+    from pose.sources import open_source
+
+    decode_s = 0.0
+    n = 0
+    total = None if frames is None else frames + warmup
+    with open_source(spec, max_frames=total) as src, \
+            PosePipeline(multi_person=multi_person, detect_every=detect_every) as pipe:
+        it = iter(src)
+        for _ in range(warmup):
+            frame = next(it, None)
+            if frame is not None:
+                pipe.step(frame)
+        base = dict(pipe.stats)
+        t_all = time.perf_counter()
+        while True:
+            t0 = time.perf_counter()
+            frame = next(it, None)
+            decode_s += time.perf_counter() - t0
+            if frame is None:
+                break
+            pipe.step(frame)
+            n += 1
+        wall = time.perf_counter() - t_all
+        st = {k: v - base.get(k, 0) for k, v in pipe.stats.items()}
+        mode = pipe.mode
+    work = wall - decode_s
+    return {"video": Path(spec).name, "mode": mode, "frames": n, "fps": n / wall if wall else 0.0,
+            "ms_frame": 1000 * work / max(n, 1), "person_frames": st["person_frames"],
+            "ms_person_frame": 1000 * work / max(st["person_frames"], 1),
+            "ms_pose_call": 1000 * st["pose_s"] / max(st["pose_calls"], 1), "pose_calls": st["pose_calls"],
+            "ms_detect": 1000 * st["detector_s"] / max(st["detector_runs"], 1), "detector_runs": st["detector_runs"],
+            "ms_decode": 1000 * decode_s / max(n, 1)}
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+    import platform
+
+    import cv2
+    from rich.console import Console
+    from rich.table import Table
+
+    from pose.sources import SourceError
+
+    if args.threads:
+        cv2.setNumThreads(args.threads)
+    frames = args.frames or None
+    rows = []
+    for spec, multi in ((args.single, "auto"), (args.multi, "auto")):
+        if not Path(spec).exists():
+            raise SourceError(f"{spec}: no such video (the default needs ../shared/data/video)")
+        rows.append(_measure(spec, multi, frames, args.detect_every, args.warmup))
+    table = Table(title=f"pose extraction on {platform.processor() or platform.machine()}, "
+                        f"{os.cpu_count()} logical CPUs, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}")
+    for col in ("video", "mode", "frames", "frames/s", "ms/frame", "person-frames", "ms/person-frame",
+                "ms/pose call", "ms/detector run", "ms/decode"):
+        table.add_column(col, justify="left" if col in ("video", "mode") else "right")
+    for r in rows:
+        table.add_row(r["video"], r["mode"], str(r["frames"]), f"{r['fps']:.2f}", f"{r['ms_frame']:.1f}",
+                      str(r["person_frames"]), f"{r['ms_person_frame']:.1f}",
+                      f"{r['ms_pose_call']:.1f} ({r['pose_calls']})",
+                      f"{r['ms_detect']:.0f} ({r['detector_runs']})", f"{r['ms_decode']:.1f}")
+    Console(width=170).print(table)
+    print("ms/frame and ms/person-frame exclude decoding; ms/pose call counts every MediaPipe call "
+          "(also those that found nobody); frames/s includes decoding; "
+          f"the first {args.warmup} frames of each video are not timed.")
+    return 0
