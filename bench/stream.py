@@ -1,0 +1,157 @@
+"""`cagereid bench stream`: latency and throughput of the live pipeline (our part: skeletons -> decisions).
+
+The pose stage is replaced by pre-computed skeletons (synthetic walkers generated before the clock starts,
+replayed by the producer stage), so the numbers measure windowing, ZeroMQ hops, the encoder, matching and
+decisions. Prints three tables:
+
+1. ZeroMQ hop: one `FrameMsg` (20 joints) encode + send + receive + decode over tcp://127.0.0.1.
+2. Encoder batch latency: ``embed`` of B windows, CPU (and CUDA when available).
+3. End to end for 1, 4 and 16 concurrent tracks at 30 fps: frame published -> decision p50/p95, sustained
+   windows/s, dropped; plus one run replaying as fast as possible (capacity).
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+HELP = "Live pipeline: frame->decision latency p50/p95 and windows/s for 1/4/16 tracks, ZeroMQ hop, encoder batch"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None, help="encoder folder (default: the shipped cages/pretrained)")
+    p.add_argument("--tracks", default="1,4,16", help="concurrent track counts (default: 1,4,16)")
+    p.add_argument("--seconds", type=float, default=8.0, help="measured seconds per track count (default: 8)")
+    p.add_argument("--stride", type=int, default=None, help="window stride (default: configs/stream.yaml)")
+    p.add_argument("--skip-e2e", action="store_true", help="only the hop and encoder tables")
+
+
+def _pct(a, q):
+    import numpy as np
+
+    return float(np.percentile(np.asarray(a, float), q)) if len(a) else float("nan")
+
+
+def bench_hop(n: int = 2000) -> dict:
+    import numpy as np
+    import zmq
+
+    from stream.messages import FrameMsg, decode
+
+    ctx = zmq.Context()
+    a, b = ctx.socket(zmq.PAIR), ctx.socket(zmq.PAIR)
+    port = a.bind_to_random_port("tcp://127.0.0.1")
+    b.connect(f"tcp://127.0.0.1:{port}")
+    joints = np.random.default_rng(0).normal(size=(20, 3)).astype(np.float32)
+    rts, codec = [], []
+    for i in range(n + 100):
+        t0 = time.perf_counter()
+        frames = FrameMsg(track=1, seq=i, frame=i, t_capture=0.0, t_pub=time.time(), joints=joints).to_frames()
+        decode(frames)
+        t1 = time.perf_counter()
+        a.send_multipart(frames)
+        m = b.recv_multipart()
+        b.send_multipart(m)
+        decode(a.recv_multipart())
+        t2 = time.perf_counter()
+        if i >= 100:
+            codec.append((t1 - t0) * 1e6)
+            rts.append((t2 - t1) * 1e6)
+    a.close()
+    b.close()
+    ctx.term()
+    return {"round_trip_p50_us": _pct(rts, 50), "round_trip_p95_us": _pct(rts, 95), "hop_p50_us": _pct(rts, 50) / 2,
+            "encode_decode_p50_us": _pct(codec, 50)}
+
+
+def bench_encoder(model: str | None, device: str, batches=(1, 4, 16, 64), reps: int = 20) -> list[dict]:
+    import numpy as np
+
+    from pose.layouts import get_layout
+    from stream.identify import load_encoder
+
+    enc = load_encoder(model, device)
+    J = get_layout(enc.layout).J
+    rows = []
+    for B in batches:
+        w = np.random.default_rng(0).normal(size=(B, enc.f, J, 3)).astype(np.float32)
+        enc.embed(w)
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            enc.embed(w)
+            if enc.device.startswith("cuda"):
+                import torch
+
+                torch.cuda.synchronize()
+            times.append((time.perf_counter() - t0) * 1e3)
+        rows.append({"device": enc.device, "batch": B, "p50_ms": _pct(times, 50), "p95_ms": _pct(times, 95),
+                     "per_window_ms": _pct(times, 50) / B})
+    return rows
+
+
+def bench_e2e(model: str | None, tracks: int, seconds: float, realtime: bool, stride: int | None) -> dict:
+    from stream.config import load_config
+    from stream.pipeline import Pipeline
+
+    cfg = load_config()
+    if stride:
+        cfg = cfg.with_overrides(stride=stride)
+    frames = int(seconds * cfg.fps) + 30
+    source = f"synthetic:people={tracks},frames={frames},walks=1"
+    with Pipeline(cfg, source, model=model, gallery=None, realtime=realtime) as pipe:
+        pipe.start()
+        t0 = time.time()
+        pipe.run_until(lambda: pipe.producer_finished, seconds * 4 + 30)
+        t_prod = time.time() - t0
+        pipe.run_until(lambda: False, 1.0)  # drain
+        st = pipe.state.stages
+        c = lambda s, k: st[s].counters.get(k, 0) if s in st else 0  # noqa: E731
+        lat = list(pipe.state.latencies_ms)
+        windows = c("identify", "windows")
+        dropped = (c("producer", "dropped") + c("windower", "windows_dropped") + c("windower", "frames_lost")
+                   + c("identify", "stale") + c("identify", "dropped"))
+    return {"tracks": tracks, "mode": "30 fps" if realtime else "max rate", "windows": int(windows),
+            "windows_per_s": pipe.state.decisions / max(pipe.state.last_decision - pipe.state.first_decision, 1e-9), "p50_ms": _pct(lat, 50), "p95_ms": _pct(lat, 95),
+            "dropped": int(dropped), "frames": int(c("producer", "frames"))}
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+    import platform
+
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+                  f"model {args.model or 'cages/pretrained'}")
+    hop = bench_hop()
+    t = Table(title="ZeroMQ hop (FrameMsg, 20 joints, tcp://127.0.0.1, same process)")
+    for k in hop:
+        t.add_column(k)
+    t.add_row(*(f"{v:.1f}" for v in hop.values()))
+    console.print(t)
+
+    import torch
+
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    t = Table(title="encoder batch latency (embed, 1 thread on CPU)")
+    for col in ("device", "batch", "p50 ms", "p95 ms", "ms/window"):
+        t.add_column(col)
+    for dev in devices:
+        for r in bench_encoder(args.model, dev):
+            t.add_row(r["device"], str(r["batch"]), f"{r['p50_ms']:.2f}", f"{r['p95_ms']:.2f}", f"{r['per_window_ms']:.3f}")
+    console.print(t)
+    if args.skip_e2e:
+        return 0
+    t = Table(title="end to end: frame published -> decision (windower + identify processes, ZeroMQ)")
+    for col in ("tracks", "replay", "windows", "windows/s", "p50 ms", "p95 ms", "dropped"):
+        t.add_column(col)
+    runs = [(int(n), True) for n in args.tracks.split(",")] + [(max(int(n) for n in args.tracks.split(",")), False)]
+    for n, realtime in runs:
+        r = bench_e2e(args.model, n, args.seconds, realtime, args.stride)
+        t.add_row(str(n), r["mode"], str(r["windows"]), f"{r['windows_per_s']:.0f}", f"{r['p50_ms']:.1f}",
+                  f"{r['p95_ms']:.1f}", str(r["dropped"]))
+        console.print(f"  {n} tracks ({r['mode']}): p95 {r['p95_ms']:.1f} ms, {r['windows_per_s']:.0f} windows/s")
+    console.print(t)
+    return 0

@@ -1,0 +1,114 @@
+"""`StreamConfig`: every knob of the live pipeline, with its default and why. Loaded from YAML.
+
+All network addresses and ports live here and nowhere else. Port 0 means "pick a free port at start-up";
+the stage that binds reports the port it got and keeps it across restarts, so a restarted peer reconnects.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from stream.errors import ConfigError
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "stream.yaml"
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    # --- network (services bind to loopback only unless you change host) ---------------------------
+    host: str = "127.0.0.1"
+    frames_port: int = 0  # windower binds (PULL); producers connect (PUSH): a restarted producer reconnects
+    windows_port: int = 0  # identify binds (PULL); the windower connects (PUSH)
+    events_port: int = 0  # supervisor binds (SUB); every stage connects (PUB): heartbeats, stats, decisions
+    control_port: int = 0  # supervisor binds (PUB); every stage connects (SUB): "stop"
+    # --- bounded queues: a flood drops messages (counted) instead of growing memory and latency --------
+    frames_hwm: int = 2000  # frames queued between producer and windower (~4 s of 16 tracks at 30 fps)
+    windows_hwm: int = 256  # windows queued between windower and identify
+    events_hwm: int = 10000  # events (decisions, stats) queued towards the dashboard
+    max_window_age_s: float = 0.5  # identify drops windows older than this (bounds latency under overload)
+    # --- windows ---------------------------------------------------------------------------------------
+    f: int = 0  # window length in frames; 0 = take it from the model's metadata
+    stride: int = 3  # emit one window every `stride` new frames of a track
+    track_timeout_s: float = 3.0  # forget a track's partial window after this long without frames
+    # --- encoder + matcher ------------------------------------------------------------------------------
+    device: str = "auto"  # auto = CUDA when available, else CPU
+    batch_max: int = 64  # windows encoded together (across tracks) at most
+    metric: str = "euclidean"  # euclidean (what CageExtractor.embed is made for) | cosine
+    reduce: str = "centroid"  # centroid (mean enrolled embedding per person) | nearest (best single embedding)
+    pool_windows: int = 60  # match the mean embedding of the track's last N windows (~6 s at stride 3: several gait cycles)
+    accept_score: float | None = None  # below this a window votes "unknown"; None = calibrate on the gallery
+    # --- decisions (per track) -------------------------------------------------------------------------
+    vote_window: int = 15  # decide from the votes of the last N windows of the track
+    min_windows: int = 5  # no label before this many windows ("..." = pending)
+    adopt_share: float = 0.5  # a first label needs this share of the votes
+    switch_share: float = 0.6  # changing an existing label needs this share (hysteresis) ...
+    switch_margin: float = 0.2  # ... and this lead over the current label's share
+    # --- supervision -------------------------------------------------------------------------------------
+    heartbeat_s: float = 0.5  # every stage publishes stats this often
+    stage_timeout_s: float = 3.0  # a stage silent this long is shown as stalled
+    restart_backoff_s: float = 1.0  # wait before restarting a dead stage
+    poll_ms: int = 50  # socket poll timeout inside stage loops
+    # --- sources -------------------------------------------------------------------------------------------
+    fps: float = 30.0  # playback rate of synthetic walkers and recorded skeletons
+    layout: str = "kinect_v1"  # joint layout of frames on the wire; the live pipeline uses the model's layout
+
+    def address(self, port: int) -> str:
+        return f"tcp://{self.host}:{port}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def with_overrides(self, **kw: Any) -> "StreamConfig":
+        bad = [k for k in kw if k not in {f.name for f in fields(self)}]
+        if bad:
+            raise ConfigError(f"unknown stream setting(s): {', '.join(bad)}")
+        return replace(self, **{k: v for k, v in kw.items()})
+
+    def check(self, origin: str = "config") -> "StreamConfig":
+        problems = []
+        if self.stride < 1:
+            problems.append("stride must be >= 1")
+        if self.f < 0:
+            problems.append("f must be >= 0")
+        if self.metric not in ("cosine", "euclidean"):
+            problems.append(f"metric must be cosine or euclidean, not {self.metric!r}")
+        if self.reduce not in ("centroid", "nearest"):
+            problems.append(f"reduce must be centroid or nearest, not {self.reduce!r}")
+        if not 1 <= self.min_windows <= self.vote_window:
+            problems.append("need 1 <= min_windows <= vote_window")
+        for name in ("frames_hwm", "windows_hwm", "events_hwm", "batch_max", "pool_windows"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1")
+        if problems:
+            raise ConfigError(f"{origin}: " + "; ".join(problems))
+        return self
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> StreamConfig:
+    """Read a YAML file (flat keys, or under a top-level ``stream:`` key); unknown keys are an error."""
+    import yaml
+
+    p = Path(path) if path else DEFAULT_CONFIG
+    data: dict[str, Any] = {}
+    if path or p.exists():
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"{p}: no such config file") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p}: expected a mapping of settings")
+        if "stream" in data and isinstance(data["stream"], dict):
+            data = data["stream"]
+    known = {f.name: f for f in fields(StreamConfig)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigError(f"{p}: unknown key(s) {', '.join(unknown)} (known: {', '.join(known)})")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        cfg = StreamConfig(**data)
+    except TypeError as exc:
+        raise ConfigError(f"{p}: {exc}") from None
+    return cfg.check(str(p))

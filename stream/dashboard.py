@@ -1,0 +1,204 @@
+"""Terminal dashboard: `DashboardState` (what the supervisor knows) and `render(state) -> Layout` (pure).
+
+Regions: ``header`` (source, model, gallery size, uptime), ``tracks`` (one row per track: identity,
+confidence, windows seen, last update), ``health`` (per stage: state, fps, queue, drops, malformed,
+restarts) and ``footer`` (latency frame -> decision p50/p95, totals, last problem).
+The live loop only calls ``live.update(render(state))``; tests render into a captured `Console`.
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+from rich.console import Group
+from rich.layout import Layout
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from stream.decision import PENDING, UNKNOWN
+from stream.messages import DecisionMsg, StatsMsg
+
+
+@dataclass
+class TrackRow:
+    track: int
+    identity: str = PENDING
+    confidence: float = 0.0
+    windows: int = 0
+    score: float = 0.0
+    best: str = ""
+    label: str = ""  # ground truth (synthetic sources only)
+    last_update: float = 0.0
+    latency_ms: float = 0.0
+
+
+@dataclass
+class StageRow:
+    name: str
+    state: str = "starting"
+    pid: int = 0
+    alive: bool = True
+    restarts: int = 0
+    last_beat: float = 0.0
+    counters: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+
+@dataclass
+class DashboardState:
+    title: str = "cagereid live"
+    source: str = ""
+    model: str = ""
+    started: float = field(default_factory=time.time)
+    tracks: dict[int, TrackRow] = field(default_factory=dict)
+    stages: dict[str, StageRow] = field(default_factory=dict)
+    latencies_ms: deque = field(default_factory=lambda: deque(maxlen=5000))  # frame published -> decision
+    decisions: int = 0
+    malformed_events: int = 0
+    problems: deque = field(default_factory=lambda: deque(maxlen=3))
+    first_decision: float = 0.0  # t_decided of the first and the latest decision (throughput)
+    last_decision: float = 0.0
+    stall_s: float = 3.0
+    max_rows: int = 24
+
+    def on_decision(self, msg: DecisionMsg, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        row = self.tracks.setdefault(msg.track, TrackRow(msg.track))
+        row.identity, row.confidence, row.windows = msg.identity, msg.confidence, msg.windows
+        row.score, row.best, row.label, row.last_update = msg.score, msg.best, msg.label, now
+        row.latency_ms = (msg.t_decided - msg.t_pub) * 1e3  # frame published -> decision made
+        self.latencies_ms.append(row.latency_ms)
+        self.decisions += 1
+        self.first_decision = self.first_decision or msg.t_decided
+        self.last_decision = msg.t_decided
+
+    def on_stats(self, msg: StatsMsg, now: float | None = None) -> None:
+        row = self.stages.setdefault(msg.stage, StageRow(msg.stage))
+        row.state, row.pid, row.counters, row.info = msg.state, msg.pid, msg.counters, msg.info
+        row.last_beat = time.time() if now is None else now
+        if msg.info.get("error"):
+            self.note(f"{msg.stage}: {msg.info['error']}")
+
+    def note(self, text: str) -> None:
+        if not self.problems or self.problems[-1] != text:
+            self.problems.append(text)
+
+    def latency(self) -> tuple[float, float]:
+        if not self.latencies_ms:
+            return float("nan"), float("nan")
+        a = np.fromiter(self.latencies_ms, float)
+        return float(np.percentile(a, 50)), float(np.percentile(a, 95))
+
+    @property
+    def gallery_size(self) -> int:
+        st = self.stages.get("identify")
+        return int(st.counters.get("gallery", 0)) if st else 0
+
+
+def _fmt_age(seconds: float) -> str:
+    return f"{seconds:.1f}s ago" if seconds < 120 else f"{seconds / 60:.0f}m ago"
+
+
+def _identity_text(identity: str) -> Text:
+    if identity == PENDING:
+        return Text("…  (pending)", style="dim")
+    if identity == UNKNOWN:
+        return Text("unknown", style="yellow")
+    return Text(identity, style="bold green")
+
+
+def make_tracks(state: DashboardState, now: float) -> Table:
+    show_truth = any(r.label for r in state.tracks.values())
+    t = Table(expand=True, show_edge=False, pad_edge=False)
+    t.add_column("track", justify="right")
+    t.add_column("identity")
+    t.add_column("confidence", justify="right")
+    t.add_column("windows", justify="right")
+    t.add_column("best match", justify="left")
+    if show_truth:
+        t.add_column("truth")
+    t.add_column("last update", justify="right")
+    rows = sorted(state.tracks.values(), key=lambda r: -r.last_update)[: state.max_rows]
+    for r in sorted(rows, key=lambda r: r.track):
+        age = now - r.last_update
+        cells = [str(r.track), _identity_text(r.identity), f"{r.confidence:.0%}", str(r.windows),
+                 f"{r.best} {r.score:+.2f}" if r.best else "-"]
+        if show_truth:
+            cells.append(r.label or "-")
+        cells.append(Text(_fmt_age(age), style="dim" if age > state.stall_s else ""))
+        t.add_row(*cells)
+    if not state.tracks:
+        t.add_row("-", Text("waiting for windows…", style="dim"), "", "", "", *([""] if show_truth else []), "")
+    return t
+
+
+def _rate(c: dict, *keys: str) -> float:
+    for k in keys:
+        if f"{k}_per_s" in c:
+            return float(c[f"{k}_per_s"])
+    return 0.0
+
+
+def make_health(state: DashboardState, now: float) -> Table:
+    t = Table(expand=True, show_edge=False, pad_edge=False)
+    for col in ("stage", "state", "rate/s", "queue", "dropped", "malformed", "restarts"):
+        t.add_column(col, justify="left" if col in ("stage", "state") else "right")
+    for name in ("producer", "windower", "identify"):
+        r = state.stages.get(name)
+        if r is None:
+            t.add_row(name, Text("not started", style="dim"), "", "", "", "", "")
+            continue
+        c = r.counters
+        silent = now - r.last_beat > state.stall_s
+        if not r.alive and r.state != "finished":
+            st = Text("DEAD (restarting)", style="bold red")
+        elif r.state == "error":
+            st = Text("error", style="bold red")
+        elif silent and r.state not in ("finished",):
+            st = Text(f"stalled {now - r.last_beat:.0f}s", style="red")
+        else:
+            st = Text(r.state, style="green" if r.state == "running" else "")
+        unit = {"producer": "frames", "windower": "frames", "identify": "windows"}[name]
+        dropped = sum(c.get(k, 0) for k in ("dropped", "windows_dropped", "frames_lost", "stale"))
+        t.add_row(name, st, f"{_rate(c, unit):.0f} {unit}", f"{c.get('queue', 0):.0f}", f"{dropped:.0f}",
+                  f"{c.get('malformed', 0):.0f}", str(r.restarts))
+    return t
+
+
+def make_header(state: DashboardState, now: float) -> Text:
+    ident = state.stages.get("identify")
+    dev = ident.info.get("device", "?") if ident else "?"
+    fp = ident.info.get("fingerprint", "?") if ident else "?"
+    txt = Text()
+    txt.append(f"{state.title}", style="bold")
+    txt.append(f"   gallery {state.gallery_size} people   model {fp} on {dev}   up {now - state.started:.0f}s\n")
+    txt.append(f"source {state.source}", style="dim")
+    return txt
+
+
+def make_footer(state: DashboardState) -> Group:
+    p50, p95 = state.latency()
+    lat = "n/a" if np.isnan(p50) else f"p50 {p50:.1f} ms  p95 {p95:.1f} ms"
+    line = Text(f"latency frame→decision {lat}   decisions {state.decisions}   "
+                f"malformed events {state.malformed_events}   Ctrl-C to stop")
+    probs = [Text(p, style="red") for p in state.problems]
+    return Group(line, *probs)
+
+
+def render(state: DashboardState, now: float | None = None) -> Layout:
+    """The whole screen for one state (pure: no I/O, no clock unless ``now`` is omitted)."""
+    now = time.time() if now is None else now
+    layout = Layout(name="root")
+    n_rows = min(len(state.tracks), state.max_rows) or 1
+    layout.split_column(
+        Layout(Panel(make_header(state, now)), name="header", size=4),
+        Layout(Panel(make_tracks(state, now), title="tracks"), name="tracks", size=n_rows + 4),
+        Layout(Panel(make_health(state, now), title="pipeline health"), name="health", size=7),
+        Layout(Panel(make_footer(state)), name="footer", size=3 + len(state.problems)),
+        Layout(name="rest"),  # whatever the terminal has left
+    )
+    layout["rest"].update(Text(""))
+    return layout

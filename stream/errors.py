@@ -1,0 +1,18 @@
+"""User-facing errors of the live pipeline (printed by ``cagereid`` as one ``error: ...`` line, exit 2)."""
+from __future__ import annotations
+
+
+class UserError(ValueError):
+    """Bad input from the user (a flag, a file, a source); the message names the offending thing."""
+
+
+class ConfigError(UserError):
+    """A stream config file or value is invalid; the message names the file and the key."""
+
+
+class SourceError(UserError):
+    """A pose source (camera, video, recording, synthetic spec) cannot be opened or read."""
+
+
+class GalleryError(UserError):
+    """The gallery file is unreadable, or holds embeddings of a different model."""

@@ -1,0 +1,251 @@
+"""Every message of the live pipeline, as a dataclass with ``to_frames()`` / ``from_frames()``.
+
+Wire format (ZeroMQ multipart, no pickle anywhere)::
+
+    frame 0   topic, ASCII (b"frame", b"window", b"decision", b"stats", b"control")
+    frame 1   JSON header: {"v": SCHEMA_VERSION, "arrays": [{"name", "dtype", "shape"}, ...], ...fields}
+    frame 2.. one raw C-order buffer per entry of "arrays", in that order
+
+``decode(frames)`` validates everything (topic, version, header fields and types, dtype whitelist, shape vs
+byte count) and raises `MessageError` for anything malformed, so a stage counts and drops bad input instead of
+crashing. Timestamps are ``time.time()`` seconds (all stages run on one machine).
+
+>>> m = FrameMsg(track=3, seq=0, frame=0, t_capture=1.0, t_pub=1.0, joints=np.zeros((20, 3), np.float32))
+>>> decode(m.to_frames()).track
+3
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+_DTYPES = {"float32", "float64", "bool", "int64", "uint8"}
+_MAX_ELEMENTS = 1 << 20  # no legitimate message is bigger than this (a 64-window batch is ~25k values)
+_MAX_HEADER = 64 * 1024
+
+
+class MessageError(ValueError):
+    """A received message is malformed; the receiver counts it and drops it."""
+
+
+def _array_frames(arrays: list[tuple[str, np.ndarray]]) -> tuple[list[dict], list[bytes]]:
+    specs, buffers = [], []
+    for name, a in arrays:
+        a = np.ascontiguousarray(a)
+        specs.append({"name": name, "dtype": a.dtype.name, "shape": list(a.shape)})
+        buffers.append(a.tobytes())
+    return specs, buffers
+
+
+def _pack(topic: bytes, header: dict, arrays: list[tuple[str, np.ndarray]] = ()) -> list[bytes]:
+    specs, buffers = _array_frames(list(arrays))
+    head = {"v": SCHEMA_VERSION, "arrays": specs, **header}
+    return [topic, json.dumps(head, separators=(",", ":")).encode()] + buffers
+
+
+def _unpack(frames: list[bytes]) -> tuple[bytes, dict, dict[str, np.ndarray]]:
+    if not isinstance(frames, (list, tuple)) or len(frames) < 2:
+        raise MessageError("need at least a topic and a header frame")
+    topic, raw = bytes(frames[0]), bytes(frames[1])
+    if len(raw) > _MAX_HEADER:
+        raise MessageError("header too large")
+    try:
+        head = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise MessageError("header is not JSON") from None
+    if not isinstance(head, dict):
+        raise MessageError("header is not a JSON object")
+    if head.get("v") != SCHEMA_VERSION:
+        raise MessageError(f"schema version {head.get('v')!r}, expected {SCHEMA_VERSION}")
+    specs = head.get("arrays", [])
+    if not isinstance(specs, list) or len(specs) != len(frames) - 2:
+        raise MessageError(f"header lists {len(specs) if isinstance(specs, list) else '?'} arrays, "
+                           f"got {len(frames) - 2} buffers")
+    arrays = {}
+    for spec, buf in zip(specs, frames[2:]):
+        if not isinstance(spec, dict):
+            raise MessageError("array spec is not an object")
+        name, dtype, shape = spec.get("name"), spec.get("dtype"), spec.get("shape")
+        if not isinstance(name, str) or dtype not in _DTYPES:
+            raise MessageError(f"bad array name/dtype {name!r}/{dtype!r}")
+        if (not isinstance(shape, list) or len(shape) > 6
+                or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s for s in shape)):
+            raise MessageError(f"bad shape {shape!r} for {name}")
+        n = math.prod(shape)
+        if n > _MAX_ELEMENTS:
+            raise MessageError(f"array {name} too large ({n} elements)")
+        buf = bytes(buf)
+        dt = np.dtype(dtype)
+        if len(buf) != n * dt.itemsize:
+            raise MessageError(f"array {name}: {len(buf)} bytes for shape {shape} {dtype}")
+        arrays[name] = np.frombuffer(buf, dtype=dt).reshape(shape)
+    return topic, head, arrays
+
+
+def _get(head: dict, key: str, kind: type | tuple, optional: bool = False) -> Any:
+    if key not in head:
+        if optional:
+            return None
+        raise MessageError(f"header misses {key!r}")
+    value = head[key]
+    if isinstance(value, bool) and kind in (int, float, (int, float)):
+        raise MessageError(f"header field {key!r} has type bool")
+    if kind is float:
+        kind = (int, float)
+    if not isinstance(value, kind):
+        raise MessageError(f"header field {key!r} has type {type(value).__name__}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise MessageError(f"header field {key!r} is not finite")
+    return value
+
+
+@dataclass
+class FrameMsg:
+    """One skeleton of one track at one frame: producer -> windower."""
+
+    TOPIC: ClassVar[bytes] = b"frame"
+    track: int
+    seq: int  # per-producer counter: gaps = frames lost on the way
+    frame: int  # frame index in the source
+    t_capture: float  # when the source delivered the frame
+    t_pub: float  # when the producer sent it (latency is measured from here)
+    joints: np.ndarray  # (J, 3) float32, metres; NaN where not detected
+    valid: np.ndarray | None = None  # (J,) bool; None = all valid
+    producer: str = ""  # producer instance id (a restarted producer gets a new one)
+    label: str = ""  # ground truth name when the source knows it (synthetic demo), else ""
+
+    def to_frames(self) -> list[bytes]:
+        valid = np.isfinite(self.joints).all(-1) if self.valid is None else self.valid
+        return _pack(self.TOPIC, {"track": self.track, "seq": self.seq, "frame": self.frame,
+                                  "t_capture": self.t_capture, "t_pub": self.t_pub,
+                                  "producer": self.producer, "label": self.label},
+                     [("joints", np.asarray(self.joints, np.float32)), ("valid", np.asarray(valid, bool))])
+
+    @classmethod
+    def from_head(cls, head: dict, arrays: dict) -> "FrameMsg":
+        joints, valid = arrays.get("joints"), arrays.get("valid")
+        if joints is None or joints.ndim != 2 or joints.shape[1] != 3 or joints.dtype != np.float32:
+            raise MessageError("frame needs joints (J, 3) float32")
+        if valid is None or valid.shape != joints.shape[:1] or valid.dtype != bool:
+            raise MessageError("frame needs valid (J,) bool")
+        return cls(track=_get(head, "track", int), seq=_get(head, "seq", int), frame=_get(head, "frame", int),
+                   t_capture=float(_get(head, "t_capture", float)), t_pub=float(_get(head, "t_pub", float)),
+                   joints=joints, valid=valid, producer=_get(head, "producer", str),
+                   label=_get(head, "label", str))
+
+
+@dataclass
+class WindowMsg:
+    """f consecutive skeletons of one track: windower -> identify."""
+
+    TOPIC: ClassVar[bytes] = b"window"
+    track: int
+    frame: int  # source frame index of the newest skeleton
+    t_pub: float  # publish time of the newest frame (latency origin)
+    window: np.ndarray  # (f, J, 3) float32, finite
+    label: str = ""
+
+    def to_frames(self) -> list[bytes]:
+        return _pack(self.TOPIC, {"track": self.track, "frame": self.frame, "t_pub": self.t_pub,
+                                  "label": self.label}, [("window", np.asarray(self.window, np.float32))])
+
+    @classmethod
+    def from_head(cls, head: dict, arrays: dict) -> "WindowMsg":
+        w = arrays.get("window")
+        if w is None or w.ndim != 3 or w.shape[2] != 3 or w.dtype != np.float32 or not np.isfinite(w).all():
+            raise MessageError("window needs a finite (f, J, 3) float32 array")
+        return cls(track=_get(head, "track", int), frame=_get(head, "frame", int),
+                   t_pub=float(_get(head, "t_pub", float)), window=w, label=_get(head, "label", str))
+
+
+@dataclass
+class DecisionMsg:
+    """The current identity of one track after one more window: identify -> dashboard."""
+
+    TOPIC: ClassVar[bytes] = b"decision"
+    track: int
+    identity: str  # a gallery name, "unknown", or "..." (pending: too few windows yet)
+    confidence: float  # share of recent votes supporting `identity`
+    windows: int  # windows of this track seen so far
+    score: float  # match score of the newest window against its best person
+    best: str  # best gallery person for the newest window (before voting), "" if the gallery is empty
+    t_pub: float  # publish time of the newest frame of the newest window
+    t_decided: float
+    label: str = ""  # ground truth carried from the source, "" if unknown
+
+    def to_frames(self) -> list[bytes]:
+        head = {k: getattr(self, k) for k in ("track", "identity", "confidence", "windows", "score", "best",
+                                               "t_pub", "t_decided", "label")}
+        return _pack(self.TOPIC, head)
+
+    @classmethod
+    def from_head(cls, head: dict, arrays: dict) -> "DecisionMsg":
+        return cls(track=_get(head, "track", int), identity=_get(head, "identity", str),
+                   confidence=float(_get(head, "confidence", float)), windows=_get(head, "windows", int),
+                   score=float(_get(head, "score", float)), best=_get(head, "best", str),
+                   t_pub=float(_get(head, "t_pub", float)), t_decided=float(_get(head, "t_decided", float)),
+                   label=_get(head, "label", str))
+
+
+@dataclass
+class StatsMsg:
+    """Heartbeat + counters of one stage (every `heartbeat_s`): stage -> dashboard.
+
+    ``state`` is "starting", "ready", "running", "finished" (source exhausted) or "error";
+    ``counters`` maps names to numbers (fps, received, dropped, malformed, queue, ...);
+    ``info`` carries small strings (bound address, model fingerprint, error message).
+    """
+
+    TOPIC: ClassVar[bytes] = b"stats"
+    stage: str
+    pid: int
+    state: str
+    t: float
+    counters: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+    def to_frames(self) -> list[bytes]:
+        return _pack(self.TOPIC, {"stage": self.stage, "pid": self.pid, "state": self.state, "t": self.t,
+                                  "counters": self.counters, "info": self.info})
+
+    @classmethod
+    def from_head(cls, head: dict, arrays: dict) -> "StatsMsg":
+        counters, info = _get(head, "counters", dict), _get(head, "info", dict)
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in counters.values()):
+            raise MessageError("stats counters must be numbers")
+        return cls(stage=_get(head, "stage", str), pid=_get(head, "pid", int), state=_get(head, "state", str),
+                   t=float(_get(head, "t", float)), counters=counters, info={str(k): str(v) for k, v in info.items()})
+
+
+@dataclass
+class ControlMsg:
+    """A command from the supervisor to every stage ("stop")."""
+
+    TOPIC: ClassVar[bytes] = b"control"
+    command: str
+
+    def to_frames(self) -> list[bytes]:
+        return _pack(self.TOPIC, {"command": self.command})
+
+    @classmethod
+    def from_head(cls, head: dict, arrays: dict) -> "ControlMsg":
+        return cls(command=_get(head, "command", str))
+
+
+MESSAGES = {cls.TOPIC: cls for cls in (FrameMsg, WindowMsg, DecisionMsg, StatsMsg, ControlMsg)}
+
+
+def decode(frames: list[bytes], expect: tuple[type, ...] | None = None):
+    """Parse and validate a multipart message; raise `MessageError` if anything is off."""
+    topic, head, arrays = _unpack(frames)
+    cls = MESSAGES.get(topic)
+    if cls is None:
+        raise MessageError(f"unknown topic {topic[:20]!r}")
+    if expect and cls not in expect:
+        raise MessageError(f"unexpected {topic.decode(errors='replace')} message")
+    return cls.from_head(head, arrays)

@@ -1,0 +1,255 @@
+"""Pose producer stage: reads a pose source and publishes one `FrameMsg` per track and frame.
+
+Sources (``--source``):
+
+* ``synthetic[:key=value,...]``: parametric 3D walkers from `pose.synthetic` (no camera, no data). Keys:
+  ``people`` (population size, 8), ``seed`` (population seed, 0), ``ids`` (who walks, e.g. ``0-4+6``; all),
+  ``frames`` (frames per walk, 300), ``walks`` (walks per person, 0 = endless), ``walk_seed`` (1000),
+  ``heading`` (degrees, -90 = towards the camera, +-10 per walk; default random within +-45 of -90) and
+  ``variation`` (per-walk style variation in percent, 100).
+  Everyone in ``ids`` walks at the same time, one track each; every new walk is a new track.
+* ``FILE.npz``: skeleton tracks recorded by ``cagereid extract`` (replayed at ``fps``).
+* a camera index (``0``) or a video file: frames -> `pose.extract.iter_tracks` (detect, track, 3D pose).
+
+Connects a PUSH socket to the windower (which binds), so a restarted producer reconnects by itself. Sends
+never block: a full queue drops the frame and counts it (``dropped``).
+"""
+from __future__ import annotations
+
+import os
+import time
+import uuid
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from stream.config import StreamConfig
+from stream.errors import SourceError
+
+NAMES = ("ana", "ben", "chen", "dara", "eli", "fay", "gus", "hana", "ivo", "jun", "kai", "lea", "milo", "nia",
+         "omar", "pia", "quinn", "rui", "sara", "tom")
+
+
+def walker_name(index: int) -> str:
+    """The display/ground-truth name of synthetic identity ``index``."""
+    return NAMES[index] if index < len(NAMES) else f"walker{index}"
+
+
+@dataclass
+class Observation:
+    track: int
+    frame: int
+    t_capture: float
+    joints: np.ndarray  # (J, 3) metres, NaN where missing
+    valid: np.ndarray  # (J,) bool
+    label: str = ""
+
+
+@dataclass
+class SyntheticSpec:
+    people: int = 8
+    seed: int = 0
+    ids: tuple[int, ...] = ()
+    frames: int = 300
+    walks: int = 0
+    walk_seed: int = 1000
+    heading: int | None = None  # walking direction in degrees (-90 = towards the camera); None = random +-45
+    variation: int = 100  # per-walk style variation in percent of the walker's default (speed, stride, posture)
+
+    @property
+    def who(self) -> tuple[int, ...]:
+        return self.ids or tuple(range(self.people))
+
+
+def _parse_ids(text: str, origin: str) -> tuple[int, ...]:
+    out: list[int] = []
+    for part in text.split("+"):
+        a, _, b = part.partition("-")
+        try:
+            out.extend(range(int(a), int(b) + 1) if b else [int(a)])
+        except ValueError:
+            raise SourceError(f"{origin}: bad ids {text!r} (e.g. ids=0-4+6)") from None
+    return tuple(out)
+
+
+def parse_synthetic(spec: str) -> SyntheticSpec:
+    """``synthetic:people=8,ids=0-4,frames=240`` -> `SyntheticSpec` (SourceError on anything unknown)."""
+    s = SyntheticSpec()
+    _, _, rest = str(spec).partition(":")
+    for item in filter(None, rest.split(",")):
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if not eq or key not in SyntheticSpec.__dataclass_fields__:
+            raise SourceError(f"{spec}: unknown synthetic option {item!r} "
+                              f"(use {', '.join(SyntheticSpec.__dataclass_fields__)})")
+        if key == "ids":
+            s.ids = _parse_ids(value, spec)
+        else:
+            try:
+                setattr(s, key, None if value == "random" and key == "heading" else int(value))
+            except ValueError:
+                raise SourceError(f"{spec}: {key} must be an integer, not {value!r}") from None
+    if s.people < 1 or s.frames < 2 or s.walks < 0 or any(not 0 <= i < s.people for i in s.who):
+        raise SourceError(f"{spec}: need people >= 1, frames >= 2, walks >= 0 and ids within 0..people-1")
+    return s
+
+
+def synthetic_walk(spec: SyntheticSpec, identity: int, k: int, layout: str = "kinect_v1",
+                   frames: int | None = None, fps: float = 30.0) -> tuple[np.ndarray, np.ndarray]:
+    """Walk number ``k`` of identity ``identity``: joints ``(T, J, 3)`` (NaN where untracked), valid ``(T, J)``.
+
+    Walks are deterministic in ``(spec.seed, identity, spec.walk_seed, k)``; the heading is the walker's
+    default (towards the camera +-45 degrees), the start is random around 3.5 m from the camera.
+    """
+    from pose import synthetic
+
+    people = synthetic.make_identities(spec.people, seed=spec.seed)
+    seed = zlib.crc32(f"{spec.walk_seed}/{identity}/{k}".encode())
+    heading = None
+    if spec.heading is not None:  # a corridor: everybody walks the same way, +-10 degrees
+        heading = spec.heading + float(np.random.default_rng(seed).uniform(-10, 10))
+    res = synthetic.walk(people[identity], frames or spec.frames, layout=layout, fps=fps, seed=seed,
+                         heading_deg=heading, variation=spec.variation / 100)
+    return np.asarray(res.joints, dtype=np.float32), np.asarray(res.valid, dtype=bool)
+
+
+def _synthetic(spec: str, layout: str, fps: float) -> Iterator[Observation]:
+    s = parse_synthetic(spec)
+    k = 0
+    track = 0
+    while s.walks == 0 or k < s.walks:
+        walks = [(i, *synthetic_walk(s, i, k, layout, fps=fps)) for i in s.who]
+        for t in range(s.frames):
+            for slot, (i, joints, valid) in enumerate(walks):
+                yield Observation(track + slot, t, (k * s.frames + t) / fps, joints[t], valid[t], walker_name(i))
+        track += len(walks)
+        k += 1
+
+
+def _recorded(path: Path, layout: str, fps: float) -> Iterator[Observation]:
+    """Replay tracks saved by ``cagereid extract`` (all tracks interleaved by frame index)."""
+    from pose.extract import load_tracks
+
+    res = load_tracks(path)
+    seqs = []
+    for tr in res.tracks:
+        if layout in tr.joints:
+            joints, valid = tr.joints[layout], tr.valid[layout]
+        elif tr.joints:
+            from pose.layouts import convert
+
+            src = next(iter(tr.joints))
+            joints, valid = convert(np.where(tr.valid[src][..., None], tr.joints[src], np.nan), src, layout)
+        else:
+            raise SourceError(f"{path}: track {tr.track_id} has no 3D joints in any layout")
+        seqs.append((tr, np.asarray(joints, np.float32), np.asarray(valid, bool)))
+    rate = res.fps or fps
+    frames = sorted({int(fr) for tr, _, _ in seqs for fr in tr.frames})
+    index = [{int(fr): i for i, fr in enumerate(tr.frames)} for tr, _, _ in seqs]
+    for fr in frames:
+        for (tr, joints, valid), idx in zip(seqs, index):
+            i = idx.get(fr)
+            if i is not None and valid[i].any():
+                yield Observation(int(tr.track_id), fr, fr / rate, joints[i], valid[i])
+
+
+def _video(spec: str, layout: str) -> Iterator[Observation]:
+    from pose.extract import iter_tracks
+
+    src_spec: str | int = int(spec) if spec.isdigit() else spec
+    for frame_obs in iter_tracks(src_spec, multi_person=True, layout=layout):
+        for obs in frame_obs:
+            joints = np.asarray(obs.joints, np.float32)
+            yield Observation(int(obs.track_id), int(obs.frame_index), float(obs.timestamp_s), joints,
+                              np.asarray(obs.valid, bool))
+
+
+def check_source(spec: str) -> None:
+    """Fail fast (SourceError) on a source that cannot work, before any process is started."""
+    spec = str(spec)
+    if spec == "synthetic" or spec.startswith("synthetic:"):
+        parse_synthetic(spec)
+    elif spec.endswith(".npz") and not Path(spec).is_file():
+        raise SourceError(f"{spec}: no such recording")
+    elif not spec.isdigit() and "://" not in spec and not Path(spec).exists():
+        raise SourceError(f"{spec}: no such video file or camera (use a camera index such as 0, a video file, "
+                          "a .npz recording or synthetic)")
+
+
+def open_observations(spec: str, layout: str, fps: float) -> tuple[Iterator[Observation], bool]:
+    """The observation stream of a source spec and whether it must be paced to ``fps`` (recorded data)."""
+    spec = str(spec)
+    check_source(spec)
+    if spec == "synthetic" or spec.startswith("synthetic:"):
+        return _synthetic(spec, layout, fps), True
+    if spec.endswith(".npz"):
+        return _recorded(Path(spec), layout, fps), True
+    return _video(spec, layout), False
+
+
+def run(cfg: StreamConfig, source: str, frames_connect: str, events_addr: str, control_addr: str | None,
+        realtime: bool = True, track_offset: int = 0) -> int:
+    """Stage main loop (own process): publish every observation; exit 0 when the source ends.
+
+    ``track_offset`` is added to every track id: a restarted producer's trackers start counting again, and
+    their new tracks must not continue the windows and votes of the old ones.
+    """
+    import zmq
+
+    from stream.messages import FrameMsg
+    from stream.runtime import StageRuntime
+
+    rt = StageRuntime("producer", cfg, events_addr, control_addr)
+    push = rt.ctx.socket(zmq.PUSH)
+    push.setsockopt(zmq.SNDHWM, cfg.frames_hwm)
+    push.setsockopt(zmq.LINGER, 1000)
+    push.connect(frames_connect)
+    producer_id = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    rt.info.update(source=str(source), producer=producer_id)
+    status = 0
+    try:
+        obs_iter, paced = open_observations(source, cfg.layout, cfg.fps)
+        rt.state = "running"
+        t0 = time.time()
+        first_capture = None
+        seq = 0
+        for obs in obs_iter:
+            if rt.stopping:
+                break
+            if first_capture is None:
+                first_capture = obs.t_capture
+            if paced and realtime:
+                delay = t0 + (obs.t_capture - first_capture) - time.time()
+                if delay > 0:
+                    end = time.time() + delay
+                    while not rt.stopping and time.time() < end:
+                        rt.check_control()
+                        rt.tick()
+                        time.sleep(min(0.005, max(0.0, end - time.time())))
+            now = time.time()
+            msg = FrameMsg(track=obs.track + track_offset, seq=seq, frame=obs.frame, t_capture=obs.t_capture, t_pub=now,
+                           joints=obs.joints, valid=obs.valid, producer=producer_id, label=obs.label)
+            seq += 1
+            try:
+                push.send_multipart(msg.to_frames(), flags=zmq.NOBLOCK)
+                rt.counters["frames"] += 1
+            except zmq.Again:
+                rt.counters["dropped"] += 1
+            rt.check_control()
+            rt.tick()
+        if not rt.stopping:
+            rt.state = "finished"
+    except Exception as exc:  # noqa: BLE001 - a source failure is shown on the dashboard, then the stage exits
+        rt.state = "error"
+        rt.info["error"] = f"{type(exc).__name__}: {exc}"
+        status = 1
+    finally:
+        for _ in range(2):  # the final state must reach the supervisor
+            rt.tick(force=True)
+            time.sleep(0.05)
+        push.close()
+        rt.close()
+    return status

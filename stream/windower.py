@@ -1,0 +1,156 @@
+"""Window stage: keeps a sliding window of the last f skeletons of every track and emits complete windows.
+
+Binds a PULL socket (producers connect their PUSH sockets, so a restarted producer simply reconnects) and
+connects a PUSH socket to the identify stage. A window ``(f, J, 3)`` leaves every ``stride`` new frames
+once a track has ``f`` frames. Joints a frame misses (NaN / not valid) are filled with the same joint's last
+seen position in that track; a window that still has a gap is not emitted (counted as ``incomplete``).
+Malformed messages are counted and dropped; a full downstream queue drops the window (counted).
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from stream.config import StreamConfig
+from stream.messages import FrameMsg, MessageError, WindowMsg, decode
+
+
+@dataclass
+class TrackBuffer:
+    f: int
+    frames: deque = field(default_factory=deque)  # (J, 3) float32 arrays, newest last
+    last_pos: np.ndarray | None = None  # (J, 3) last seen position of each joint (NaN = never seen)
+    since_emit: int = 0
+    last_seen: float = 0.0
+
+    def push(self, joints: np.ndarray, valid: np.ndarray, now: float) -> None:
+        j = np.where(valid[:, None], joints, np.nan).astype(np.float32)
+        if self.last_pos is None:
+            self.last_pos = j.copy()
+        else:
+            ok = np.isfinite(j).all(1)
+            self.last_pos[ok] = j[ok]
+        self.frames.append(self.last_pos.copy())
+        while len(self.frames) > self.f:
+            self.frames.popleft()
+        self.since_emit += 1
+        self.last_seen = now
+
+
+class Windower:
+    """The pure part of the stage (no sockets): frames in, windows out."""
+
+    def __init__(self, f: int, stride: int, track_timeout_s: float) -> None:
+        self.f, self.stride, self.timeout = f, stride, track_timeout_s
+        self.tracks: dict[int, TrackBuffer] = {}
+        self.incomplete = 0
+
+    def add(self, msg: FrameMsg, now: float) -> WindowMsg | None:
+        buf = self.tracks.get(msg.track)
+        if buf is None or (buf.frames and now - buf.last_seen > self.timeout):
+            buf = self.tracks[msg.track] = TrackBuffer(self.f, since_emit=self.stride - 1)
+        buf.push(msg.joints, msg.valid, now)
+        if len(buf.frames) < self.f or buf.since_emit < self.stride:
+            return None
+        buf.since_emit = 0
+        window = np.stack(buf.frames)  # (f, J, 3)
+        if not np.isfinite(window).all():
+            self.incomplete += 1
+            return None
+        return WindowMsg(track=msg.track, frame=msg.frame, t_pub=msg.t_pub, window=window, label=msg.label)
+
+    def expire(self, now: float) -> None:
+        for track in [t for t, b in self.tracks.items() if now - b.last_seen > self.timeout]:
+            del self.tracks[track]
+
+
+def run(cfg: StreamConfig, f: int, frames_bind: str, windows_connect: str, events_addr: str,
+        control_addr: str | None) -> int:
+    """Stage main loop (runs in its own process). ``frames_bind`` may use port 0 (reported in info)."""
+    import zmq
+
+    from stream.runtime import StageRuntime
+
+    rt = StageRuntime("windower", cfg, events_addr, control_addr)
+    pull = rt.ctx.socket(zmq.PULL)
+    pull.setsockopt(zmq.RCVHWM, cfg.frames_hwm)
+    pull.setsockopt(zmq.LINGER, 0)
+    host, port = frames_bind.rsplit(":", 1)
+    if port == "0":
+        port = str(pull.bind_to_random_port(host))
+    else:
+        pull.bind(frames_bind)
+    push = rt.ctx.socket(zmq.PUSH)
+    push.setsockopt(zmq.SNDHWM, cfg.windows_hwm)
+    push.setsockopt(zmq.LINGER, 0)
+    push.connect(windows_connect)
+    rt.info.update(address=f"{host}:{port}", f=str(f), stride=str(cfg.stride))
+    w = Windower(f, cfg.stride, cfg.track_timeout_s)
+    last_seq: dict[str, int] = {}
+    poller = zmq.Poller()
+    poller.register(pull, zmq.POLLIN)
+    rt.state = "running"
+    try:
+        while not rt.stopping:
+            events = dict(poller.poll(cfg.poll_ms))
+            now = time.time()
+            n = 0
+            while pull in events and n < 10 * cfg.frames_hwm:
+                try:
+                    frames = pull.recv_multipart(flags=zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                n += 1
+                try:
+                    msg = decode(frames, expect=(FrameMsg,))
+                except MessageError:
+                    rt.counters["malformed"] += 1
+                    continue
+                rt.counters["frames"] += 1
+                prev = last_seq.get(msg.producer)
+                if prev is not None and msg.seq > prev + 1:
+                    rt.counters["frames_lost"] += msg.seq - prev - 1
+                last_seq[msg.producer] = msg.seq
+                out = w.add(msg, now)
+                if out is None:
+                    continue
+                try:
+                    push.send_multipart(out.to_frames(), flags=zmq.NOBLOCK)
+                    rt.counters["windows"] += 1
+                except zmq.Again:
+                    rt.counters["windows_dropped"] += 1
+            rt.gauges.update(queue=float(n), tracks=float(len(w.tracks)), incomplete=float(w.incomplete))
+            w.expire(now)
+            rt.check_control()
+            rt.tick()
+    finally:
+        pull.close()
+        push.close()
+        rt.close()
+    return 0
+
+
+def windows_of_source(observations, f: int, stride: int, track: int | None = None,
+                      max_seconds: float | None = None) -> dict[int, list[np.ndarray]]:
+    """Offline use of the same windowing as the live stage: ``{track: [(f, J, 3) windows]}``.
+
+    ``observations`` yields `stream.producer.Observation`s (enrolment reads a file, a video or a camera).
+    """
+    w = Windower(f, stride, track_timeout_s=float("inf"))
+    out: dict[int, list[np.ndarray]] = {}
+    first = None
+    for i, obs in enumerate(observations):
+        if track is not None and obs.track != track:
+            continue
+        first = obs.t_capture if first is None else first
+        if max_seconds is not None and obs.t_capture - first > max_seconds:
+            break
+        msg = FrameMsg(track=obs.track, seq=i, frame=obs.frame, t_capture=obs.t_capture, t_pub=0.0,
+                       joints=np.asarray(obs.joints, np.float32), valid=np.asarray(obs.valid, bool))
+        win = w.add(msg, now=obs.t_capture)
+        if win is not None:
+            out.setdefault(obs.track, []).append(win.window)
+    return out

@@ -1,0 +1,9 @@
+"""Make the test-only fake encoder (stream_fakes.py) importable, also in the stage processes the tests spawn
+(the spawn start method hands sys.path to the children). The suite runs with --import-mode=importlib, which
+does not put test folders on sys.path."""
+import sys
+from pathlib import Path
+
+HERE = str(Path(__file__).resolve().parent)
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)

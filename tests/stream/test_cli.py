@@ -1,0 +1,87 @@
+"""`cagereid live/gallery/enroll` from the command line: the dashboard in a pseudo-terminal, one-line errors."""
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+
+
+def _env():
+    env = dict(os.environ, PYTHONPATH=f"{HERE}{os.pathsep}{REPO}", OMP_NUM_THREADS="1", TERM="xterm-256color",
+               COLUMNS="110", LINES="40")
+    return env
+
+
+@pytest.mark.slow
+def test_live_dashboard_renders_in_a_pseudo_terminal(tmp_path):
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "live", "--model", "stream_fakes:make_encoder",
+                             "--source", "synthetic:people=2,frames=150,walks=1",
+                             "--duration", "8"], stdin=slave, stdout=slave, stderr=slave, env=_env(), cwd=tmp_path)
+    os.close(slave)
+    out = b""
+    end = time.time() + 90
+    while time.time() < end:
+        r, _, _ = select.select([master], [], [], 0.5)
+        if r:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        elif proc.poll() is not None:
+            break
+    proc.wait(10)
+    os.close(master)
+    text = out.decode("utf-8", "replace")
+    assert proc.returncode == 0, text[-2000:]
+    assert "\x1b[?1049h" in text  # full-screen (alternate screen) mode, as in tmux
+    assert "pipeline health" in text and "identify" in text
+    assert "unknown" in text  # both walkers are tracked; nobody is enrolled
+    assert "stopped: " in text
+
+
+def _main(capsys, *args):
+    from cli import main
+
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_one_line_errors_for_bad_input(tmp_path, capsys):
+    code, _, err = _main(capsys, "gallery", "list", "--gallery", str(tmp_path / "missing.sqlite"))
+    assert code == 2 and err.startswith("error: ") and "missing.sqlite" in err and "Traceback" not in err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("strde: 3\n")
+    code, _, err = _main(capsys, "live", "--config", str(bad), "--duration", "1")
+    assert code == 2 and "strde" in err and "bad.yaml" in err
+    code, _, err = _main(capsys, "enroll", "--name", "x", "--source", "synthetic:peeple=3", "--model",
+                         "stream_fakes:make_encoder", "--gallery", str(tmp_path / "g.sqlite"))
+    assert code == 2 and "peeple" in err
+    code, _, err = _main(capsys, "live", "--source", str(tmp_path / "nope.avi"), "--duration", "1")
+    assert code == 2 and "nope.avi" in err
+
+
+def test_enroll_then_list_then_remove(tmp_path, capsys):
+    g = str(tmp_path / "g.sqlite")
+    for name, i in (("ana", 0), ("ben", 1)):
+        code, out, err = _main(capsys, "enroll", "--name", name, "--source",
+                               f"synthetic:people=4,ids={i},frames=120,walks=1", "--model",
+                               "stream_fakes:make_encoder", "--gallery", g)
+        assert code == 0, err
+        assert f"enrolled {name}: 39 embeddings" in out
+    code, out, _ = _main(capsys, "gallery", "list", "--gallery", g)
+    assert code == 0 and "ana" in out and "ben" in out and "fake0000test" in out
+    code, out, _ = _main(capsys, "gallery", "remove", "ben", "--gallery", g)
+    assert code == 0 and "removed ben (39 embeddings)" in out
+    assert "ben" not in _main(capsys, "gallery", "list", "--gallery", g)[1]
