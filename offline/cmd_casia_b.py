@@ -1,0 +1,60 @@
+"""`cagereid casia-b ROOT --out OUT`: convert a CASIA-B tree to 3D skeletons and the CVE / CME layouts.
+
+    cagereid casia-b /data/CASIA-B/videos --out runs/casia_b --workers 4                # MediaPipe
+    cagereid casia-b /data/CASIA-B/openpose --pose openpose-json --lifter matching --out runs/casia_b_op
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "Convert a CASIA-B tree (videos or OpenPose JSON) to 14-joint 3D skeletons in the CVE/CME layouts"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("root", type=Path, help="CASIA-B tree: videos SSS-CC-NN-VVV.avi, or OpenPose JSON folders so named")
+    p.add_argument("--out", type=Path, required=True,
+                   help="output folder: sequences/, Datasets/CASIA_B[_match]/..., manifest.json, failures.txt")
+    p.add_argument("--pose", choices=["mediapipe", "openpose-json"], default="mediapipe",
+                   help="videos through MediaPipe, or OpenPose JSON folders through 2D->3D lifting [mediapipe]")
+    p.add_argument("--lifter", choices=["matching", "mlp"], default="matching",
+                   help="openpose-json: Chen & Ramanan matching (the paper's) or the Martinez MLP [matching]")
+    p.add_argument("--lifter-file", type=Path, default=None,
+                   help="library .npz (matching) or checkpoint .pt (mlp) [runs/lift/library.npz | runs/lift/mlp.pt]")
+    p.add_argument("--k", type=int, default=1, help="matching: nearest exemplars averaged [1]")
+    p.add_argument("--smooth", type=float, default=None, help="temporal smoothing sigma, frames [0 matching, 2 mlp]")
+    p.add_argument("--cve-f", type=int, nargs="+", default=[20], help="CVE window lengths [20] (paper: 20 30 40)")
+    p.add_argument("--cme-f", type=int, nargs="+", default=[50], help="CME window lengths [50] (paper: 50 60 70)")
+    p.add_argument("--cve-train", nargs="+", default=["nm-01", "nm-02", "nm-03", "nm-04"],
+                   help="CVE training (gallery) sequences per subject and view; the rest are probes [nm-01..nm-04]")
+    p.add_argument("--cme-train-subjects", type=int, default=74,
+                   help="CME: subjects with id <= N train the encoder, the rest are the test set [74 (LT)]")
+    p.add_argument("--stride", type=int, default=1, help="window stride in frames [1]")
+    p.add_argument("--max-frames", type=int, default=0, help="mediapipe: read at most N frames per video (0 = all)")
+    p.add_argument("--workers", type=int, default=2, help="parallel worker processes; 1 = in this process [2]")
+    p.add_argument("--force", action="store_true", help="redo every input (also when settings changed)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    from offline import casia_b as C
+    from offline.cmd_lift import DEFAULT_LIBRARY, default_mlp_path, default_smooth
+
+    lifter_file = ""
+    if args.pose == "openpose-json":
+        if args.lifter_file is not None:
+            lifter_file = str(args.lifter_file)
+        elif args.lifter == "matching":
+            lifter_file = str(DEFAULT_LIBRARY)
+        else:
+            lifter_file = str(default_mlp_path() or "runs/lift/mlp.pt")
+    settings = C.Settings(pose=args.pose, lifter=args.lifter if args.pose == "openpose-json" else "",
+                          lifter_file=lifter_file, k=args.k if args.pose == "openpose-json" else 0,
+                          smooth=default_smooth(args.lifter, args.smooth) if args.pose == "openpose-json" else 0.0,
+                          max_frames=args.max_frames)
+    splits = C.SplitConfig(cve_f=tuple(args.cve_f), cme_f=tuple(args.cme_f), cve_train=tuple(args.cve_train),
+                           cme_train_subjects=args.cme_train_subjects, stride=args.stride)
+    res = C.convert_tree(args.root, args.out, settings, splits, workers=args.workers, force=args.force,
+                         progress=not args.no_progress)
+    print("\n".join(C.summary_lines(res)))
+    return 0
