@@ -190,7 +190,7 @@ def synth_dataset(out: str | os.PathLike | None, dataset: str, f: int | None = N
 
     ``f``: window length (default 6 Kinect sets, 20 CASIA_B, 50 CASIA_B_match); ``identities``: people;
     ``view``: KS20 0..4 (optional), CASIA_B 0..10 (required); ``frames``: frames per walk (default
-    `default_frames`); ``noise``: sensor noise sd in metres (default: the walker's); ``rounds``: offset
+    `default_frames`); ``noise``: sensor noise sd in metres (default 0.01); ``rounds``: offset
     rounds. Returns ``{split: WindowSet}``, exactly what `read_cage_dataset` reads back.
     """
     from pose.synthetic import VirtualCamera, make_identities, project_to_image, walk

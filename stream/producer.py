@@ -5,7 +5,7 @@ Sources (``--source``):
 * ``synthetic[:key=value,...]``: parametric 3D walkers from `pose.synthetic` (no camera, no data). Keys:
   ``people`` (population size, 8), ``seed`` (population seed, 0), ``ids`` (who walks, e.g. ``0-4+6``; all),
   ``frames`` (frames per walk, 300), ``walks`` (walks per person, 0 = endless), ``walk_seed`` (1000),
-  ``heading`` (degrees, -90 = towards the camera, +-10 per walk; default random within +-45 of -90) and
+  ``heading`` (degrees, -90 = towards the camera, +-10 per walk; default random within +-20 of -90, the walker's default) and
   ``variation`` (per-walk style variation in percent, 100).
   Everyone in ``ids`` walks at the same time, one track each; every new walk is a new track.
 * ``FILE.npz``: skeleton tracks recorded by ``cagereid extract`` (replayed at ``fps``).
@@ -56,7 +56,7 @@ class SyntheticSpec:
     frames: int = 300
     walks: int = 0
     walk_seed: int = 1000
-    heading: int | None = None  # walking direction in degrees (-90 = towards the camera); None = random +-45
+    heading: int | None = None  # walking direction in degrees (-90 = towards the camera); None = random +-20 (the walker's default)
     variation: int = 100  # per-walk style variation in percent of the walker's default (speed, stride, posture)
 
     @property
@@ -102,7 +102,7 @@ def synthetic_walk(spec: SyntheticSpec, identity: int, k: int, layout: str = "ki
     """Walk number ``k`` of identity ``identity``: joints ``(T, J, 3)`` (NaN where untracked), valid ``(T, J)``.
 
     Walks are deterministic in ``(spec.seed, identity, spec.walk_seed, k)``; the heading is the walker's
-    default (towards the camera +-45 degrees), the start is random around 3.5 m from the camera.
+    default (towards the camera +-20 degrees), the start is random around 3.5 m from the camera.
     """
     from pose import synthetic
 
