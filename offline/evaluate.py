@@ -1,0 +1,537 @@
+"""Evaluation harness: CAGEs and the baselines on the same gallery/probe pairs, both protocols.
+
+* **P2 (retrieval)**: every method embeds gallery and probe windows (``(N, D)``); probes are ranked against
+  the gallery by Euclidean and cosine distance -> Rank-1/5/10, mAP, CMC (`offline.metrics.rank_metrics`).
+* **P1 (classifier, the CAGE paper)**: a ``(P, C)`` score per probe. CAGEs: the recognition network's
+  scores (mean of the f frame logits). Baselines: the kNN class score ``-min distance`` to the gallery
+  windows of each person. -> Rank-k, nAUC_roc, nAUC_cmc, confusion (`offline.metrics.score_metrics`).
+
+Both are reported at two **levels**: ``window`` (every probe window is a query, the papers' numbers) and
+``sequence`` (the windows of one walk are aggregated: mean embedding for P2, on both sides; mean score for
+P1). A walk is one ``(pid, recording)`` of a `WindowSet`; where the recording is unknown (-1) all windows of
+a person in a split form one sequence.
+
+Everything returns flat result rows (plain dicts, JSON-ready) that `offline.report` tabulates and plots:
+``{method, protocol, split, level, distance, seed, rank1, rank5, rank10, mAP, nAUC_roc, nAUC_cmc, cmc,
+n_probes, n_unmatched[, confusion, classes]}``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from offline.datasets.base import WindowSet
+from offline.metrics import pairwise_distance, rank_metrics, score_metrics
+
+DISTANCES = ("euclidean", "cosine")
+#: Training config of the UCalgary harness when --config is not given (CPU-sized CAGE, see the file).
+DEFAULT_UCALGARY_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "eval_ucalgary.yaml"
+P2_MAX_RANK = 20
+
+
+class UserError(ValueError):
+    """Bad evaluation request (unknown method, missing run folder, ...); printed as one line by the CLI."""
+
+
+@dataclass
+class Method:
+    """One evaluated method. ``embed(windows (N, f, J, 3)) -> (N, D)``; ``scores`` (optional) gives P1
+    scores ``windows -> ((N, C), classes (C,))``; without it P1 uses kNN class scores on the embeddings."""
+
+    name: str
+    embed: Callable[[np.ndarray], np.ndarray]
+    scores: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None
+    seed: int | None = None  # None: deterministic (evaluated once)
+    note: str = ""
+
+
+# --- sequences --------------------------------------------------------------------------------------
+def sequence_groups(ws: WindowSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(group (N,), group_pids (S,), group_recording (S,))``: index of each window's walk."""
+    keys = np.stack([ws.pids, ws.recording], axis=1)  # (N, 2)
+    uniq, group = np.unique(keys, axis=0, return_inverse=True)
+    return group.reshape(-1), uniq[:, 0], uniq[:, 1]
+
+
+def aggregate(x: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
+    """Mean of the rows of ``x`` ``(N, ...)`` per group -> ``(n_groups, ...)``."""
+    out = np.zeros((n_groups,) + x.shape[1:])
+    np.add.at(out, group, x)
+    return out / np.bincount(group, minlength=n_groups).reshape((-1,) + (1,) * (x.ndim - 1))
+
+
+def same_recording_mask(probe: WindowSet, gallery: WindowSet, same_set: bool) -> np.ndarray:
+    """``(P, G)`` bool: gallery windows of the probe's own walk (same pid and recording). With unknown
+    recordings and probe set == gallery set, only the query itself (CAGE_SPEC Q19: skip rank 0)."""
+    if (probe.recording < 0).any() or (gallery.recording < 0).any():
+        if same_set:
+            return np.eye(probe.n, gallery.n, dtype=bool)
+        return np.zeros((probe.n, gallery.n), dtype=bool)
+    return (probe.pids[:, None] == gallery.pids[None]) & (probe.recording[:, None] == gallery.recording[None])
+
+
+# --- the two protocols ------------------------------------------------------------------------------
+def knn_class_scores(probe_emb: np.ndarray, gallery_emb: np.ndarray, gallery_pids: np.ndarray,
+                     distance: str = "euclidean", exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """P1 scores of a nearest-neighbour classifier: ``-min distance`` to each person's gallery windows."""
+    d = pairwise_distance(probe_emb, gallery_emb, distance)
+    if exclude is not None:
+        d = np.where(exclude, np.inf, d)
+    classes = np.unique(gallery_pids)
+    scores = np.stack([-d[:, gallery_pids == c].min(axis=1) for c in classes], axis=1)  # (P, C)
+    return np.where(np.isfinite(scores), scores, -1e12), classes
+
+
+def _row(method: Method, protocol: str, split: str, level: str, distance: str, m: dict) -> dict:
+    row = {"method": method.name, "protocol": protocol, "split": split, "level": level, "distance": distance,
+           "seed": method.seed}
+    for k in ("rank1", "rank5", "rank10", "mAP", "nAUC_roc", "nAUC_cmc", "cmc", "n_probes", "n_unmatched"):
+        if k in m:
+            row[k] = m[k]
+    if "confusion" in m:
+        row["confusion"] = m["confusion"].tolist()
+        row["classes"] = m["classes"]
+    return row
+
+
+def evaluate_pair(method: Method, gallery: WindowSet, probe: WindowSet, split: str,
+                  protocols: tuple[str, ...] = ("p1", "p2"), distances: tuple[str, ...] = DISTANCES,
+                  exclude_same_recording: bool = False, same_set: bool = False,
+                  gallery_emb: np.ndarray | None = None) -> list[dict]:
+    """All rows of one method on one gallery/probe pair (both levels, every distance, P1 and/or P2)."""
+    g_emb = method.embed(gallery.windows) if gallery_emb is None else gallery_emb  # (G, D)
+    p_emb = g_emb if same_set else method.embed(probe.windows)  # (P, D)
+    exclude = same_recording_mask(probe, gallery, same_set) if (exclude_same_recording or same_set) else None
+    pg, pg_pids, pg_rec = sequence_groups(probe)
+    gg, gg_pids, gg_rec = sequence_groups(gallery)
+    seq_exclude = None
+    if exclude is not None:  # a probe walk never matches its own walk in the gallery
+        seq_exclude = (pg_pids[:, None] == gg_pids[None]) & (pg_rec[:, None] == gg_rec[None])
+        if (pg_rec < 0).any():
+            seq_exclude = np.eye(len(pg_pids), len(gg_pids), dtype=bool) if same_set else None
+    rows = []
+    if "p2" in protocols:
+        p_seq, g_seq = aggregate(p_emb, pg, len(pg_pids)), aggregate(g_emb, gg, len(gg_pids))
+        for distance in distances:
+            m = rank_metrics(pairwise_distance(p_emb, g_emb, distance), probe.pids, gallery.pids,
+                             min(P2_MAX_RANK, gallery.n), exclude)
+            rows.append(_row(method, "P2", split, "window", distance, m))
+            m = rank_metrics(pairwise_distance(p_seq, g_seq, distance), pg_pids, gg_pids,
+                             min(P2_MAX_RANK, len(gg_pids)), seq_exclude)
+            rows.append(_row(method, "P2", split, "sequence", distance, m))
+    if "p1" in protocols:
+        if method.scores is not None:
+            scores, classes = method.scores(probe.windows)
+            distance = "RN"
+        else:
+            distance = distances[0]
+            scores, classes = knn_class_scores(p_emb, g_emb, gallery.pids, distance, exclude)
+        rows.append(_row(method, "P1", split, "window", distance, score_metrics(scores, probe.pids, classes)))
+        seq_scores = aggregate(scores, pg, len(pg_pids))
+        rows.append(_row(method, "P1", split, "sequence", distance, score_metrics(seq_scores, pg_pids, classes)))
+    return rows
+
+
+# --- methods ----------------------------------------------------------------------------------------
+def baseline_methods(gallery: WindowSet, names: tuple[str, ...] | None = None) -> list[Method]:
+    """The baselines fitted (z-score statistics only, no labels) on the gallery windows."""
+    from offline.baselines import BASELINES, make_baseline
+
+    out = []
+    for name in BASELINES if names is None else names:
+        model = make_baseline(name, gallery.layout, gallery.J).fit(gallery.windows)
+        out.append(Method(name, model.embed, note="fitted on gallery statistics, no labels"))
+    return out
+
+
+def cage_method(run_dir, name: str = "CAGEs", seed: int | None = None, device: str = "cpu") -> Method:
+    """CAGEs from a run folder written by `cagereid train` (``encoder.pt|json``, optional ``rn.pt|json``).
+
+    P2 uses the extractor's window embedding; P1 uses the recognition network when the folder has one."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "encoder.pt").is_file():
+        raise UserError(f"{run_dir / 'encoder.pt'}: not found (expected a run folder written by `cagereid train`)")
+    from cages.features import CageExtractor
+
+    extractor = CageExtractor.from_checkpoint(run_dir, device=device)
+    scores = None
+    if (run_dir / "rn.pt").is_file():
+        scores = _rn_scorer(run_dir, extractor, device)
+    return Method(name, lambda w: _np(extractor.embed(w)), scores, seed, note=str(run_dir))
+
+
+def _rn_scorer(run_dir, extractor, device: str):
+    """``windows -> (scores (N, C), classes)`` from ``run_dir/rn.pt`` via `offline.train`."""
+    import json
+
+    from cages.io import load_torch
+    from cages.recognition import RecognitionNetwork, RNConfig
+    from offline import train as T
+
+    meta = json.loads((run_dir / "rn.json").read_text())
+    rn = RecognitionNetwork(RNConfig(**meta["rn"]))
+    rn.load_state_dict(load_torch(run_dir / "rn.pt"))
+    rn.eval()
+    classes = np.asarray(meta["classes"])
+
+    def scores(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        feats = T.extract_features(extractor, windows)  # (N, f, D_rn): what the RN was trained on
+        return _np(T.rn_scores(rn, feats, windows.shape[1])), classes
+
+    return scores
+
+
+def _np(x) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+# --- datasets ---------------------------------------------------------------------------------------
+def detect_layout(root, dataset: str, f: int) -> str:
+    """``'p2'`` when ``root/<DS>/<f>/train_npy_data`` exists, else ``'cage'`` (the paper's layout)."""
+    for base in (Path(root), Path(root) / "Datasets"):
+        if (base / dataset / str(f) / "train_npy_data").is_dir():
+            return "p2"
+    return "cage"
+
+
+def views_of(root, dataset: str, f: int) -> list[int | None]:
+    """CASIA_B CVE views present under ``root`` (sorted); ``[None]`` for every other dataset."""
+    if dataset != "CASIA_B":
+        return [None]
+    for base in (Path(root), Path(root) / "Datasets"):
+        folder = base / dataset / str(f)
+        if folder.is_dir():
+            views = sorted(int(p.name.split("_")[1]) for p in folder.glob("view_*") if p.name.split("_")[1].isdigit())
+            if views:
+                return views
+    from offline.datasets.base import DatasetError
+
+    raise DatasetError(f"{Path(root) / dataset / str(f)}: no view_<v> folders (CASIA_B CVE)")
+
+
+def load_pairs(root, dataset: str, f: int, layout: str, view: int | None = None) -> list[tuple[object, dict]]:
+    """``[(Protocol, {split: WindowSet})]`` of every gallery/probe pair of ``dataset`` in ``layout``."""
+    from offline import protocols as P
+
+    out = []
+    protos = P.protocols(dataset, layout)
+    if layout == "p2":
+        from offline.datasets.p2_layout import read_p2_dataset
+
+        splits = read_p2_dataset(root, dataset, f)
+        return [(p, splits) for p in protos]
+    from offline.datasets.cage_layout import read_cage_dataset
+
+    if dataset == "CASIA_B":
+        views = views_of(root, dataset, f) if view is None else [view]
+        for v in views:
+            splits = read_cage_dataset(root, dataset, f, view=v)
+            out += [(p, splits) for p in protos if p.view == v]
+        return out
+    splits = read_cage_dataset(root, dataset, f, view=view)
+    return [(p, splits) for p in protos if p.probe in splits and p.gallery in splits]
+
+
+def evaluate_protocols(pairs: list[tuple[object, dict]], cage_methods: list[Method] | None = None,
+                       protocols: tuple[str, ...] = ("p1", "p2"), baselines: tuple[str, ...] | None = None,
+                       distances: tuple[str, ...] = DISTANCES, progress=None) -> list[dict]:
+    """Rows of the baselines (fitted per gallery) and the given CAGE methods on every pair."""
+    rows = []
+    for proto, splits in pairs:
+        gallery, probe = splits[proto.gallery], splits[proto.probe]
+        same = proto.gallery == proto.probe
+        methods = list(cage_methods or []) + baseline_methods(gallery, baselines)
+        for m in methods:
+            rows += evaluate_pair(m, gallery, probe, proto.name, protocols, distances,
+                                  exclude_same_recording=proto.exclude_same_recording, same_set=same)
+            if progress is not None:
+                progress(f"{proto.name}: {m.name}")
+    return rows
+
+
+# --- CAGE runs ----------------------------------------------------------------------------------------
+def find_run(models_root, dataset: str, f: int, model: str):
+    """Newest run folder under ``models_root`` trained on ``dataset`` with window length ``f`` and pretext
+    ``model`` (``--best_model``), judged by its ``encoder.json``."""
+    import json
+    root = Path(models_root)
+    if not root.is_dir():
+        raise UserError(f"{root}: no such models folder (--models-root)")
+    found = []
+    for meta_path in root.glob("*/encoder.json"):
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        flat = _flatten(meta)
+        ds = str(flat.get("dataset", "")).upper()
+        ff = flat.get("f", flat.get("length"))
+        task = flat.get("model", flat.get("task", flat.get("pretext", "rev_rec")))
+        if isinstance(task, list):
+            task = "rev_rec_plus" if len(task) > 1 else task[0]
+        if ds == dataset.upper() and (ff is None or int(ff) == int(f)) and str(task) == model:
+            found.append(meta_path.parent)
+    if not found:
+        raise UserError(f"{root}: no run of {dataset} with f={f} and model {model} (looked at */encoder.json)")
+    return max(found, key=lambda p: (p / "encoder.pt").stat().st_mtime)
+
+
+def _flatten(d: dict, out: dict | None = None) -> dict:
+    out = {} if out is None else out
+    for k, v in d.items():
+        if isinstance(v, dict):
+            _flatten(v, out)
+        else:
+            out.setdefault(k, v)
+    return out
+
+
+def resolve_run_dir(name: str, models_root):
+    """``--RN_dir``: a path, or a folder name under ``models_root``."""
+    for cand in (Path(name), Path(models_root) / name):
+        if (cand / "encoder.pt").is_file():
+            return cand
+    raise UserError(f"{name}: not a run folder (no encoder.pt there nor under {models_root})")
+
+
+def load_train_config(config, dataset: str, f: int, seed: int, device: str = "auto", epochs: int | None = None,
+                      rn_epochs: int | None = None):
+    """Training config of the harness (`offline.train.TrainConfig`): the YAML ``config``, then the
+    overrides; unknown keys are a `UserError` naming the file."""
+    from dataclasses import fields
+
+    import yaml
+
+    values: dict = {}
+    if config:
+        path = Path(config)
+        if not path.is_file():
+            raise UserError(f"{path}: config file not found")
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        if not isinstance(values, dict):
+            raise UserError(f"{path}: expected a mapping of training options")
+    from offline.train import TrainConfig as cls
+
+    unknown = sorted(set(values) - {f_.name for f_ in fields(cls)})
+    if unknown:
+        raise UserError(f"{config}: unknown key(s) {', '.join(unknown)}")
+    values.update(dataset={"CASIA_B_match": "CASIA_B"}.get(dataset, dataset), f=f, seed=seed)
+    if device != "auto":
+        values["device"] = device
+    if epochs is not None:
+        values["epochs"] = epochs
+    if rn_epochs is not None:
+        values["rn_epochs"] = rn_epochs
+    try:
+        return cls(**values)
+    except ValueError as exc:  # cages.encoder.ConfigError
+        raise UserError(f"{config or 'training config'}: {exc}") from None
+
+
+def train_cage_run(train: WindowSet, rn_train: WindowSet, out_dir, seed: int, device: str = "auto",
+                   config: str | None = None, epochs: int | None = None, rn_epochs: int | None = None):
+    """Train an encoder on ``train`` (labels unused) and an RN on the labelled ``rn_train`` windows into
+    ``out_dir`` (``encoder.pt|json``, ``rn.pt|json``, as `cagereid train` writes them). The RN epoch is
+    chosen on a validation tail of ``rn_train`` (never on probes). A finished run there is reused, an
+    interrupted encoder training resumes. Returns ``out_dir``."""
+    import time
+
+    from cages.features import CageExtractor
+    from cages.io import save_torch, write_json
+    from offline import train as T
+
+    out_dir = Path(out_dir)
+    if (out_dir / "encoder.pt").is_file() and (out_dir / "rn.pt").is_file():
+        return out_dir
+    cfg = load_train_config(config, train.dataset, train.f, seed, device, epochs, rn_epochs)
+    t0 = time.time()
+    if not (out_dir / "encoder.pt").is_file():
+        T.train_encoder(train, cfg, out_dir, seed, cfg.device, progress=False,
+                        resume=(out_dir / "encoder_state.pt").is_file(), command="cagereid evaluate (harness)")
+    t_enc = time.time() - t0
+    extractor = CageExtractor.from_checkpoint(out_dir, device=cfg.device)
+    rcfg = cfg.resolved()
+    if rcfg.rn_select == "probe":  # the harness never selects on probes (CAGE_SPEC Q8)
+        rcfg = type(rcfg)(**{**rcfg.to_dict(), "rn_select": "val"})
+    classes = T.class_index(rn_train.pids)
+    y = np.array([classes[int(p)] for p in rn_train.pids], dtype=np.int64)
+    feats = T.extract_features(extractor, rn_train)  # (N, f, D)
+    tr, va = T.tail_split(rn_train, 0.15, seed) if rcfg.rn_select == "val" else (np.arange(rn_train.n), np.zeros(0, int))
+    val = {"val": (feats[va], y[va])} if len(va) else None
+    rn = T.train_rn(feats[tr], y[tr], rcfg, val=val, progress=False, device=cfg.device, n_classes=len(classes))
+    save_torch(out_dir / "rn.pt", rn.state_dict())
+    write_json(out_dir / "rn.json", {
+        "rn": rn.cfg.to_dict(), "classes": sorted(classes), "dataset": rcfg.dataset, "f": rcfg.f,
+        "mode": rcfg.mode, "selection": "best epoch on a validation tail of the labelled gallery windows"
+        if rcfg.rn_select == "val" else "final epoch", "selected_epoch": rn.selected_epoch,
+        "epochs": rcfg.rn_epochs, "seed": seed, "encoder_fingerprint": extractor.fingerprint,
+        "seconds": {"encoder": t_enc, "total": time.time() - t0}, "command": "cagereid evaluate (harness)"})
+    return out_dir
+
+
+# --- entry points -------------------------------------------------------------------------------------
+def _progress_printer(quiet: bool = False):
+    import sys
+
+    def say(msg: str) -> None:
+        if not quiet:
+            print(msg, file=sys.stderr, flush=True)
+
+    return say
+
+
+def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...] = ("cage", "raw-kNN", "D13-kNN"),
+                 protocols: tuple[str, ...] = ("p1", "p2"), distances: tuple[str, ...] = DISTANCES,
+                 encoder_data: tuple[str, ...] = ("run1", "all"), run_dir=None, device: str = "auto",
+                 config: str | None = None, epochs: int | None = None, rn_epochs: int | None = None,
+                 say=print) -> tuple[list[dict], dict]:
+    """The real-data protocol: gallery Run1, probes Run2 (same) and Run3-6 (cross, limp); sub10 dropped.
+
+    Gallery and probe windows do not overlap (stride f: 20 per 120-frame walk at f = 6). The encoder trains
+    without labels on Run1's stride-1 windows (``run1``, comparable to the peers in shared/notes/benchmarks.md)
+    and/or on stride-3 windows of every run (``all``, transductive: it sees the probe walks). The RN
+    (P1) trains on the labelled Run1 windows. Returns ``(rows, meta)``.
+    """
+    from offline import protocols as P
+    from offline.datasets.ucalgary import load_ucalgary, ucalgary_windows
+
+    data = load_ucalgary(root)
+    gallery = ucalgary_windows(data, f, P.UCALGARY_RUNS["gallery"], stride=f)
+    pairs = [(p.name, ucalgary_windows(data, f, p.runs_probe, stride=f)) for p in P.UCALGARY_PROTOCOLS]
+    meta = {"dataset": "UCALGARY", "data_root": str(root), "f": f, "people": len(data.subjects),
+            "gallery": f"Run1, {gallery.n} windows (stride f)",
+            "probes": ", ".join(f"{n}: {w.split} {w.n} windows" for n, w in pairs),
+            "dropped duplicates": ", ".join("/".join(Path(d).relative_to(data.root).parts[:2]) + " = "
+                                            + "/".join(Path(k).relative_to(data.root).parts[:2])
+                                            for d, k in data.duplicates) or "none",
+            "skipped files": len(data.skipped), "seeds": seeds}
+    rows: list[dict] = []
+    for m in baseline_methods(gallery, tuple(x for x in methods if x != "cage")):
+        g_emb = m.embed(gallery.windows)
+        for name, probe in pairs:
+            rows += evaluate_pair(m, gallery, probe, name, protocols, distances, gallery_emb=g_emb)
+        say(f"{m.name}: done")
+    if "cage" not in methods:
+        return rows, meta
+    cage_runs: list[tuple[str, int | None, Path]] = []
+    if run_dir is not None:
+        cage_runs.append(("CAGEs", None, Path(run_dir)))
+    else:
+        rn_train = ucalgary_windows(data, f, P.UCALGARY_RUNS["gallery"], stride=1)
+        for variant in encoder_data:
+            runs = {"run1": P.UCALGARY_RUNS["gallery"], "all": (1, 2, 3, 4, 5, 6)}.get(variant)
+            if runs is None:
+                raise UserError(f"--encoder-data: unknown variant {variant!r} (use run1 and/or all)")
+            # all runs: stride 3 (about twice Run1's stride-1 count) keeps the CPU time of 6 walks in check
+            enc_train = ucalgary_windows(data, f, runs, stride=1 if variant == "run1" else 3)
+            label = "CAGEs (Run1 encoder)" if variant == "run1" else "CAGEs (all runs, transductive)"
+            for seed in range(seeds):
+                d = Path(out_dir) / f"cage_{variant}_seed{seed}"
+                say(f"{label} seed {seed}: training into {d} ({enc_train.n} encoder windows, {rn_train.n} RN windows)")
+                train_cage_run(enc_train, rn_train, d, seed, device, config, epochs, rn_epochs)
+                cage_runs.append((label, seed, d))
+    for label, seed, d in cage_runs:
+        m = cage_method(d, label, seed, device)
+        g_emb = m.embed(gallery.windows)
+        for name, probe in pairs:
+            rows += evaluate_pair(m, gallery, probe, name, protocols, distances, gallery_emb=g_emb)
+        say(f"{label}{'' if seed is None else f' seed {seed}'}: evaluated")
+    meta["cage runs"] = ", ".join(str(d) for _, _, d in cage_runs)
+    return rows, meta
+
+
+def run_dataset(root, dataset: str, f: int, layout: str = "auto", view: int | None = None,
+                methods: tuple[str, ...] = ("cage", "raw-kNN", "D13-kNN"), protocols: tuple[str, ...] = ("p1", "p2"),
+                distances: tuple[str, ...] = DISTANCES, run_dir=None, train: bool = False, seeds: int = 1,
+                out_dir=None, device: str = "auto", config: str | None = None, epochs: int | None = None,
+                rn_epochs: int | None = None, say=print) -> tuple[list[dict], dict]:
+    """Every gallery/probe pair of a benchmark in the CAGE or P2 layout. CAGEs come from ``run_dir`` or, with
+    ``train``, are trained per seed (and per CASIA-B view) on the training split; otherwise only baselines."""
+    layout = detect_layout(root, dataset, f) if layout == "auto" else layout
+    pairs = load_pairs(root, dataset, f, layout, view)
+    meta = {"dataset": dataset, "data_root": str(root), "layout": layout, "f": f, "seeds": seeds,
+            "pairs": ", ".join(p.name for p, _ in pairs)}
+    rows: list[dict] = []
+    cache: dict[int, list[Method]] = {}
+    for proto, splits in pairs:
+        cages: list[Method] = []
+        if "cage" in methods:
+            if run_dir is not None:
+                cages = cache.setdefault(0, [cage_method(run_dir, "CAGEs", None, device)])
+            elif train:
+                if id(splits) not in cache:
+                    tag = "" if proto.view is None else f"_view{proto.view}"
+                    ms = []
+                    for seed in range(seeds):
+                        d = Path(out_dir) / f"cage_{dataset}_f{f}{tag}_seed{seed}"
+                        say(f"CAGEs seed {seed}: training into {d}")
+                        train_cage_run(splits["train"], splits["train"] if proto.gallery == "train" else splits[proto.gallery],
+                                       d, seed, device, config, epochs, rn_epochs)
+                        ms.append(cage_method(d, "CAGEs", seed, device))
+                    cache[id(splits)] = ms
+                cages = cache[id(splits)]
+        rows += evaluate_protocols([(proto, splits)], cages, protocols,
+                                   tuple(x for x in methods if x != "cage"), distances)
+        say(f"{proto.name}: evaluated {len(cages)} CAGE model(s) and the baselines")
+    return rows, meta
+
+
+def main(args) -> int:
+    """`cagereid evaluate` (see offline/cmd_evaluate.py for the flags)."""
+    import shlex
+    import sys
+
+    from offline import protocols as P
+    from offline.report import markdown, summarize, write_report
+
+    ds = P.canonical_dataset(args.dataset)
+    f = args.length or {"CASIA_B": 20, "CASIA_B_match": 50}.get(ds, 6)
+    protocols = ("p1", "p2") if args.protocol == "both" else (args.protocol,)
+    distances = tuple(d.strip() for d in args.distance.split(",") if d.strip())
+    for d in distances:
+        if d not in DISTANCES:
+            raise UserError(f"--distance: unknown distance {d!r} (use {', '.join(DISTANCES)})")
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    for m in methods:
+        if m not in ("cage", "raw-kNN", "D13-kNN"):
+            raise UserError(f"--methods: unknown method {m!r} (use cage, raw-kNN, D13-kNN)")
+    if args.seeds < 1:
+        raise UserError("--seeds must be >= 1")
+    run_dir = None
+    if "cage" in methods and args.RN_dir:
+        run_dir = resolve_run_dir(args.RN_dir, args.models_root)
+    elif "cage" in methods and args.best_model:
+        run_dir = find_run(args.models_root, ds, f, args.best_model)
+    out = Path(args.out) if args.out else (run_dir if run_dir is not None else Path("runs") / f"eval_{ds}_f{f}")
+    say = _progress_printer()
+    common = dict(methods=methods, protocols=protocols, distances=distances, device=args.device,
+                  config=args.config, epochs=args.epochs, rn_epochs=args.rn_epochs, say=say)
+    if ds == "UCALGARY":
+        if common["config"] is None and DEFAULT_UCALGARY_CONFIG.is_file():
+            common["config"] = str(DEFAULT_UCALGARY_CONFIG)
+        root = args.data_root or str(Path("..") / "shared" / "data" / "ucalgary_gait")
+        enc = tuple(v.strip() for v in args.encoder_data.split(",") if v.strip())
+        rows, meta = run_ucalgary(root, f, out, args.seeds, encoder_data=enc, run_dir=run_dir, **common)
+    else:
+        root = args.data_root or "Datasets"
+        train = args.train and run_dir is None
+        if "cage" in methods and run_dir is None and not train:
+            say("no CAGE model given (--RN_dir, --best_model or --train): evaluating the baselines only")
+            common["methods"] = tuple(m for m in methods if m != "cage")
+        rows, meta = run_dataset(root, ds, f, args.layout, args.view, run_dir=run_dir, train=train,
+                                 seeds=args.seeds, out_dir=out, **common)
+    if len(sys.argv) > 1 and sys.argv[1] == "evaluate":
+        meta["command"] = "cagereid " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    meta["protocols"] = ", ".join(p.upper() for p in protocols)
+    paths = write_report(out, rows, meta, title=f"{ds} (f = {f})")
+    print(markdown(summarize(rows), f"{ds} (f = {f})").split("## All metrics")[0].rstrip())
+    print(f"\nreport: {paths['report.md']}  ({len(paths) - 2} plots)")
+    return 0

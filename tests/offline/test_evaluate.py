@@ -1,0 +1,223 @@
+"""`cagereid evaluate` on tiny synthetic datasets written in every original layout (format coverage),
+plus the sequence-level and exclusion rules of offline.evaluate."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import cli
+from offline.datasets.base import WindowSet
+from offline.evaluate import Method, evaluate_pair, knn_class_scores, sequence_groups
+
+DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "ucalgary_gait"
+
+
+def synth(dataset, split, J, f=4, people=(1, 2, 3), recordings=2, windows=3, seed=0, layout=""):
+    """Walkers with a stable per-person body (so every method can tell them apart) and per-walk variation."""
+    rng = np.random.default_rng(seed)
+    out, pids, rec, start = [], [], [], []
+    for p in people:
+        body = np.random.default_rng(1000 + p).normal(size=(J, 3)) * 0.3
+        for r in range(recordings):
+            phase = rng.uniform(0, 6)
+            for k in range(windows):
+                t = np.arange(f)[:, None, None] + k * f
+                w = body[None] + 0.03 * np.sin(0.7 * t + phase) + rng.normal(scale=0.01, size=(f, J, 3))
+                out.append(w + np.array([rng.uniform(-1, 1), 0.0, rng.uniform(2, 4)]))
+                pids.append(p)
+                rec.append(p * 100 + r + (0 if split in ("train", "gallery") else 50))
+                start.append(k * f)
+    n = len(out)
+    return WindowSet(np.array(out), np.array(pids), dataset, split, layout, np.array(rec), np.zeros(n), np.array(start))
+
+
+CAGE_CASES = {  # dataset -> (J, splits)
+    "BIWI": (20, ("train", "Walking", "Still")),
+    "IAS": (20, ("train", "A", "B")),
+    "KGBD": (20, ("train", "test")),
+    "KS20": (25, ("train", "test")),
+    "CASIA_B_match": (14, ("train", "nm", "bg", "cl")),
+}
+P2_CASES = {
+    "BIWI": (20, ("train", "Walking", "Still")),
+    "IAS": (20, ("train", "A", "B")),
+    "KGBD": (20, ("train", "gallery", "probe")),
+    "KS20": (25, ("train", "gallery", "probe")),
+}
+
+
+def _evaluate(tmp_path, dataset, root, *extra, length=4, methods="raw-kNN,D13-kNN"):
+    out = tmp_path / "out"
+    rc = cli.main(["evaluate", "--dataset", dataset, "--data-root", str(root), "--length", str(length),
+                   "--methods", methods, "--out", str(out), *extra])
+    assert rc == 0
+    report = json.loads((out / "report.json").read_text())
+    return out, report
+
+
+@pytest.mark.parametrize("dataset", sorted(CAGE_CASES))
+def test_cage_layout_every_split(tmp_path, dataset):
+    from offline.datasets.cage_layout import write_cage_dataset
+    from offline.protocols import CAGE_PROTOCOLS
+
+    J, splits = CAGE_CASES[dataset]
+    write_cage_dataset(tmp_path / "Datasets", dataset, 4,
+                       {s: synth(dataset, s, J, seed=i) for i, s in enumerate(splits)})
+    # CASIA_B_match has 5 pairs: one baseline keeps the test quick (the other is covered elsewhere)
+    out, report = _evaluate(tmp_path, dataset, tmp_path / "Datasets",
+                            methods="raw-kNN" if dataset == "CASIA_B_match" else "raw-kNN,D13-kNN")
+    names = {r["split"] for r in report["rows"]}
+    assert names == {p.name for p in CAGE_PROTOCOLS[dataset]}
+    assert {(r["protocol"], r["level"]) for r in report["rows"]} == {("P1", "window"), ("P1", "sequence"),
+                                                                    ("P2", "window"), ("P2", "sequence")}
+    for r in report["rows"]:
+        assert r["rank1"] == 1.0, r  # the synthetic people are easy: every method must get them all
+    for png in report["plots"]:
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| raw-kNN |" in (out / "report.md").read_text()
+
+
+def test_casia_b_cve_every_view(tmp_path):
+    from offline.datasets.cage_layout import write_cage_dataset
+
+    for v in range(11):
+        write_cage_dataset(tmp_path / "Datasets", "CASIA_B", 4,
+                           {s: synth("CASIA_B", s, 14, seed=v + i) for i, s in enumerate(("train", "test"))}, view=v)
+    _, report = _evaluate(tmp_path, "CASIA_B", tmp_path / "Datasets", "--protocol", "p2", "--distance", "euclidean",
+                          methods="D13-kNN")
+    assert {r["split"] for r in report["rows"]} == {f"CASIA_B-CVE-{18 * v}deg" for v in range(11)}
+
+
+@pytest.mark.parametrize("dataset", sorted(P2_CASES))
+def test_p2_layout_every_split(tmp_path, dataset):
+    from offline.datasets.p2_layout import write_p2_dataset
+    from offline.protocols import P2_PROTOCOLS
+
+    J, splits = P2_CASES[dataset]
+    write_p2_dataset(tmp_path / "p2", dataset, 4, {s: synth(dataset, s, J, seed=i) for i, s in enumerate(splits)})
+    _, report = _evaluate(tmp_path, dataset, tmp_path / "p2", "--protocol", "p2")
+    assert {r["split"] for r in report["rows"]} == {p.name for p in P2_PROTOCOLS[dataset]}
+    assert all(r["protocol"] == "P2" for r in report["rows"])
+
+
+def test_missing_dataset_is_a_one_line_error(tmp_path, capsys):
+    rc = cli.main(["evaluate", "--dataset", "BIWI", "--data-root", str(tmp_path), "--methods", "raw-kNN",
+                   "--out", str(tmp_path / "o")])
+    assert rc == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_sequence_level_aggregates_each_walk():
+    g = synth("X", "gallery", 5)
+    p = synth("X", "probe", 5, seed=3)
+    group, gp, gr = sequence_groups(p)
+    assert len(gp) == 3 * 2 and (np.bincount(group) == 3).all()
+    m = Method("identity", lambda w: w.reshape(len(w), -1))
+    rows = evaluate_pair(m, g, p, "toy", distances=("euclidean",))
+    seq = next(r for r in rows if r["protocol"] == "P2" and r["level"] == "sequence")
+    assert seq["n_probes"] == 6  # 3 people x 2 walks
+    p1 = next(r for r in rows if r["protocol"] == "P1" and r["level"] == "window")
+    assert p1["n_probes"] == p.n and np.asarray(p1["confusion"]).sum() == p.n
+
+
+def test_same_set_matching_excludes_own_walk():
+    # probe set == gallery set (CASIA-B nm-nm): a window must not be matched to its own walk
+    ws = synth("X", "nm", 5, recordings=2)
+    m = Method("centred", lambda w: (w - w[:, :, :1]).mean(1).reshape(len(w), -1))
+    rows = evaluate_pair(m, ws, ws, "nm.nm", protocols=("p2",), distances=("euclidean",), same_set=True)
+    win = rows[0]
+    assert win["n_probes"] == ws.n and win["rank1"] == 1.0  # the other walk of the same person is found
+    solo = ws.subset(np.flatnonzero(ws.recording % 2 == 0))  # one walk per person: nothing left to match
+    rows = evaluate_pair(m, solo, solo, "nm.nm", protocols=("p2",), distances=("euclidean",), same_set=True)
+    assert rows[0]["n_probes"] == 0 and rows[0]["n_unmatched"] == solo.n
+
+
+def test_knn_class_scores():
+    g = np.array([[0.0], [1.0], [5.0]])
+    scores, classes = knn_class_scores(np.array([[0.9]]), g, np.array([7, 7, 9]))
+    assert classes.tolist() == [7, 9] and scores == pytest.approx(np.array([[-0.1, -4.1]]))
+
+
+def test_report_command_compares_runs(tmp_path, capsys):
+    from offline.datasets.p2_layout import write_p2_dataset
+
+    write_p2_dataset(tmp_path / "p2", "KGBD", 4, {s: synth("KGBD", s, 20, seed=i)
+                                                  for i, s in enumerate(("train", "gallery", "probe"))})
+    out, _ = _evaluate(tmp_path, "KGBD", tmp_path / "p2")
+    capsys.readouterr()
+    assert cli.main(["report", str(out), str(out), "--level", "window", "--out", str(tmp_path / "cmp.md")]) == 0
+    text = capsys.readouterr().out
+    assert "| out | raw-kNN | 100.0 / 100.0 |" in text and (tmp_path / "cmp.md").is_file()
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason=f"real UCalgary data not found at {DATA}")
+def test_ucalgary_baselines_real_data(tmp_path):
+    _, report = _evaluate(tmp_path, "UCALGARY", DATA, "--protocol", "p2", "--distance", "euclidean",
+                          length=6)
+    row = next(r for r in report["rows"] if r["method"] == "raw-kNN" and r["split"] == "UCALGARY-same"
+               and r["level"] == "window")
+    assert row["n_probes"] == 13 * 20  # sub10 (copy of sub4) dropped, 20 non-overlapping windows per walk
+    assert 0.7 < row["rank1"] < 0.9
+
+
+def test_train_and_evaluate_cages_tiny(tmp_path):
+    """--train: encoder + RN per seed (tiny width/epochs), CAGEs reported next to the baselines, mean ± std."""
+    from offline.datasets.cage_layout import write_cage_dataset
+
+    write_cage_dataset(tmp_path / "Datasets", "KGBD", 4,
+                       {s: synth("KGBD", s, 20, seed=i) for i, s in enumerate(("train", "test"))})
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text("hidden: 8\nepochs: 1\nrn_epochs: 2\nbatch_size: 16\n")
+    out = tmp_path / "out"
+    rc = cli.main(["evaluate", "--dataset", "KGBD", "--data-root", str(tmp_path / "Datasets"), "--length", "4",
+                   "--train", "--seeds", "2", "--config", str(cfg), "--device", "cpu", "--out", str(out)])
+    assert rc == 0
+    report = json.loads((out / "report.json").read_text())
+    cage = [r for r in report["rows"] if r["method"] == "CAGEs"]
+    assert {r["seed"] for r in cage} == {0, 1}
+    assert {r["distance"] for r in cage if r["protocol"] == "P1"} == {"RN"}
+    assert (out / "cage_KGBD_f4_seed1" / "rn.json").is_file()
+    s = next(x for x in report["summary"] if x["method"] == "CAGEs" and x["protocol"] == "P2")
+    assert s["n_seeds"] == 2 and len(s["rank1"]["values"]) == 2
+    assert "CAGEs" in (out / "report.md").read_text()
+    # a finished run is reused, and --RN_dir evaluates it directly
+    rc = cli.main(["evaluate", "--dataset", "KGBD", "--data-root", str(tmp_path / "Datasets"), "--length", "4",
+                   "--RN_dir", "cage_KGBD_f4_seed0", "--models-root", str(out), "--protocol", "p1",
+                   "--methods", "cage", "--out", str(tmp_path / "o2")])
+    assert rc == 0
+    rows = json.loads((tmp_path / "o2" / "report.json").read_text())["rows"]
+    assert rows and {r["method"] for r in rows} == {"CAGEs"} and {r["protocol"] for r in rows} == {"P1"}
+
+
+def test_bad_config_key_is_a_user_error(tmp_path, capsys):
+    from offline.datasets.cage_layout import write_cage_dataset
+
+    write_cage_dataset(tmp_path / "D", "KGBD", 4, {s: synth("KGBD", s, 20, seed=i) for i, s in enumerate(("train", "test"))})
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("hiden: 8\n")
+    rc = cli.main(["evaluate", "--dataset", "KGBD", "--data-root", str(tmp_path / "D"), "--length", "4", "--train",
+                   "--config", str(cfg), "--out", str(tmp_path / "o")])
+    assert rc == 2 and "hiden" in capsys.readouterr().err
+
+
+def test_best_model_picks_matching_run(tmp_path):
+    import os
+
+    from offline.evaluate import UserError, find_run
+
+    def run(name, ds, f, model, mtime):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "encoder.json").write_text(json.dumps({"dataset": ds, "f": f, "train_config": {"model": model}}))
+        (d / "encoder.pt").write_bytes(b"")
+        os.utime(d / "encoder.pt", (mtime, mtime))
+
+    run("a", "BIWI", 6, "rev_rec", 100)
+    run("b", "BIWI", 6, "rev_rec", 200)
+    run("c", "BIWI", 6, "rev_rec_plus", 300)
+    run("d", "KS20", 6, "rev_rec", 400)
+    assert find_run(tmp_path, "BIWI", 6, "rev_rec").name == "b"
+    assert find_run(tmp_path, "BIWI", 6, "rev_rec_plus").name == "c"
+    with pytest.raises(UserError):
+        find_run(tmp_path, "BIWI", 8, "rev_rec")
