@@ -1,0 +1,90 @@
+"""`cagereid train`: self-supervised CAGE encoders, CAGE extraction and the recognition network."""
+from __future__ import annotations
+
+import argparse
+
+HELP = "Train CAGE encoders without labels, extract CAGEs and train the recognition network (original flags)"
+
+# Original flags keep their meaning; their defaults are those of train.py (shown in --help) unless a
+# --config YAML sets them. Precedence: TrainConfig defaults < --config < explicit flags.
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("original train.py flags")
+    g.add_argument("--dataset", type=str.upper, default=None,
+                   choices=["BIWI", "IAS", "KGBD", "KS20", "CASIA_B", "UCALGARY"], help="dataset (default BIWI)")
+    g.add_argument("--length", type=int, default=None, help="window length f: 4|6|8|10 (CASIA_B 20|30|40) (default 6)")
+    g.add_argument("--attention", choices=["LA", "BA"], default=None, help="locality-aware or basic attention (default LA)")
+    g.add_argument("--model", choices=["rev_rec", "prediction", "sorting", "rev_rec_plus"], default=None,
+                   help="pretext task(s) (default rev_rec)")
+    g.add_argument("--t", type=float, default=None,
+                   help="contrastive temperature (default: 0.1; KGBD 0.5; CASIA_B 0.15). Honoured in improved mode; "
+                        "--faithful forces the original's values except for CASIA_B")
+    g.add_argument("--train_flag", type=int, choices=[0, 1], default=1,
+                   help="1: train encoders, extract CAGEs, train RN; 0: load the encoders in --out, train RN only (default 1)")
+    g.add_argument("--view", type=int, default=None, help="KS20 cross-view split 0..4 / CASIA_B view 0..10")
+    g.add_argument("--gpu", type=str, default=None, help="CUDA device index (original flag; same as --device cuda:N)")
+    n = p.add_argument_group("ours")
+    n.add_argument("--config", default=None, help="YAML of TrainConfig fields, e.g. configs/train_ucalgary.yaml")
+    n.add_argument("--data-root", default="Datasets",
+                   help="folder holding Datasets/ (BIWI/, IAS/, ...); UCALGARY: the ucalgary_gait folder (default: Datasets)")
+    n.add_argument("--out", default=None, help="output folder (default models/<dataset>_<attention>_<model>_<f>_<mode>)")
+    n.add_argument("--faithful", action="store_true", help="reproduce the original code's choices (CAGE_SPEC §10 F)")
+    n.add_argument("--decoder-input", choices=["zero", "teacher"], default=None,
+                   help="decoder inputs: zero (original) or teacher forcing (0, y_1..y_{f-1})")
+    n.add_argument("--epochs", type=int, default=None, help="encoder epochs (default: original, e.g. BIWI 400)")
+    n.add_argument("--rn-epochs", type=int, default=None, help="RN epochs (default: original, e.g. BIWI 300; improved mode at most 100)")
+    n.add_argument("--batch-size", type=int, default=None, help="encoder batch size (default 128)")
+    n.add_argument("--encoder-runs", choices=["all", "run1"], default="all",
+                   help="UCALGARY: encoder trained (without labels) on all runs (default) or on Run1 only")
+    n.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default auto)")
+    n.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    n.add_argument("--deterministic", action="store_true", help="deterministic kernels (slower on CUDA)")
+    n.add_argument("--resume", action="store_true", help="continue an interrupted encoder training in --out")
+    n.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def build_config(args: argparse.Namespace):
+    from offline.train import TrainConfig, load_yaml_config
+
+    values: dict = {}
+    if args.config:
+        values.update(load_yaml_config(args.config))
+    cli = {"dataset": args.dataset, "f": args.length, "attention": args.attention, "model": args.model,
+           "t": args.t, "view": args.view, "decoder_input": args.decoder_input, "epochs": args.epochs,
+           "rn_epochs": args.rn_epochs, "batch_size": args.batch_size, "seed": args.seed,
+           "device": args.device if args.device else (f"cuda:{args.gpu}" if args.gpu not in (None, "") else None)}
+    values.update({k: v for k, v in cli.items() if v is not None})
+    if args.faithful:
+        values["mode"] = "faithful"
+    if args.deterministic:
+        values["deterministic"] = True
+    return TrainConfig.from_dict(values)
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from offline.train import run_training
+
+    cfg = build_config(args)
+    r = cfg.resolved()
+    out = args.out or f"models/{r.dataset}_{r.attention}_{r.model}_{r.f}_{r.mode}"
+    summary = run_training(cfg, args.data_root, out, train_flag=args.train_flag, resume=args.resume,
+                           progress=not args.no_progress, encoder_runs=args.encoder_runs,
+                           command="cagereid " + " ".join(sys.argv[1:]))
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{summary['dataset']} f={summary['f']} {summary['mode']} — window Rank-1 (RN)")
+    table.add_column("probe")
+    table.add_column("windows", justify="right")
+    table.add_column("Rank-1 (selected)", justify="right")
+    table.add_column("Rank-1 (last epoch)", justify="right")
+    for k, m in summary["metrics"].items():
+        last = m["rank1_last_epoch"]
+        table.add_row(k, str(m["windows"]), f"{100 * m['rank1']:.1f}", "-" if last is None else f"{100 * last:.1f}")
+    console = Console()
+    console.print(table)
+    console.print(f"RN epoch: {summary['rn_selection']} = {summary['selected_epoch']}; models in {out}")
+    return 0
