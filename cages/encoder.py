@@ -25,6 +25,15 @@ class ConfigError(ValueError):
     """An impossible model/training configuration (the message names the offending option)."""
 
 
+def config_from_dict(cls, d: dict, what: str):
+    """Build the config dataclass ``cls`` from a plain mapping; unknown keys are a `ConfigError` naming them."""
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ConfigError(f"unknown {what} config key(s): {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+    return cls(**d)
+
+
 # --------------------------------------------------------------------------------------------------------
 # Parts
 # --------------------------------------------------------------------------------------------------------
@@ -148,11 +157,7 @@ class EncoderConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "EncoderConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ConfigError(f"unknown encoder config key(s): {', '.join(unknown)}")
-        return cls(**d)
+        return config_from_dict(cls, d, "encoder")
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cages.encoder import CageEncoder, ConfigError, EncoderConfig, key
+from cages.encoder import CageEncoder, ConfigError, EncoderConfig, config_from_dict, key
 
 
 @dataclass
@@ -46,11 +46,7 @@ class FeatureConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "FeatureConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ConfigError(f"unknown feature config key(s): {', '.join(unknown)}")
-        return cls(**d)
+        return config_from_dict(cls, d, "feature")
 
     @property
     def use_bones(self) -> bool:

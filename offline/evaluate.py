@@ -303,26 +303,13 @@ def load_train_config(config, dataset: str, f: int, seed: int, device: str = "au
                       rn_epochs: int | None = None):
     """Training config of the harness (`offline.train.TrainConfig`): the YAML ``config``, then the
     overrides; unknown keys are a `UserError` naming the file."""
-    from dataclasses import fields
-
-    import yaml
-
-    values: dict = {}
-    if config:
-        path = Path(config)
-        if not path.is_file():
-            raise UserError(f"{path}: config file not found")
-        try:
-            values = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-        if not isinstance(values, dict):
-            raise UserError(f"{path}: expected a mapping of training options")
     from offline.train import TrainConfig as cls
+    from offline.train import load_yaml_config
 
-    unknown = sorted(set(values) - {f_.name for f_ in fields(cls)})
-    if unknown:
-        raise UserError(f"{config}: unknown key(s) {', '.join(unknown)}")
+    try:
+        values = load_yaml_config(config) if config else {}
+    except ValueError as exc:  # offline.train's ConfigError: already names the file
+        raise UserError(str(exc)) from None
     values.update(dataset={"CASIA_B_match": "CASIA_B"}.get(dataset, dataset), f=f, seed=seed)
     if device != "auto":
         values["device"] = device

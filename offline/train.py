@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cages.encoder import CageEncoder, ConfigError, EncoderConfig, key, la_gaussian
+from cages.encoder import CageEncoder, ConfigError, EncoderConfig, config_from_dict, key, la_gaussian
 from cages.features import CageExtractor, FeatureConfig, bone_lengths, normalise_windows, resolve_device
 from cages.io import load_torch, save_torch, write_json
 from cages.loss import adjacent_ntxent, l2_penalty, la_loss, multi_positive_ntxent, positive_mask, rec_loss
@@ -137,11 +137,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ConfigError(f"unknown training config key(s): {', '.join(unknown)}; known: {', '.join(sorted(names))}")
-        return cls(**d)
+        return config_from_dict(cls, d, "training")
 
 
 def load_yaml_config(path: str | os.PathLike) -> dict:

@@ -31,16 +31,14 @@ target (and a missing ids dict when ``frame_id`` exists) into a `DatasetWarning`
 """
 from __future__ import annotations
 
-import io
 import os
 import warnings
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from cages.io import atomic_path, save_npy
+from cages.io import save_npy, save_npz
 from offline.datasets.base import DatasetError, WindowSet
 from offline.datasets.legacy import load_ids_dict, save_ids_dict
 
@@ -397,7 +395,7 @@ def write_cage_split(files: SplitFiles, ws: WindowSet) -> None:
         save_npy(files.target(c), np.ascontiguousarray(src[:, ::-1]).reshape(n * files.f, J))
     save_ids_dict(files.ids, ws.ids_dict())
     save_npy(files.frame_id, ws.pids.astype(np.int64))
-    _save_npz_fixed(files.meta, recording=ws.recording.astype(np.int64), offset=ws.offset.astype(np.int64),
+    save_npz(files.meta, recording=ws.recording.astype(np.int64), offset=ws.offset.astype(np.int64),
                     start=ws.start.astype(np.int64))
 
 
@@ -424,19 +422,6 @@ def write_cage_dataset(root: str | os.PathLike, dataset: str, f: int, splits: di
             write_cage_split(files, splits[split])
             out[split] = files.folder
     return out
-
-
-def _save_npz_fixed(path: Path, **arrays: np.ndarray) -> None:
-    """Uncompressed ``.npz`` with fixed zip timestamps (``np.savez`` stamps the clock, so the same data
-    would give different bytes on every run), written atomically."""
-    with atomic_path(path, suffix=".npz") as tmp:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
-            for name in sorted(arrays):
-                buf = io.BytesIO()
-                np.lib.format.write_array(buf, np.ascontiguousarray(arrays[name]), allow_pickle=False)
-                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-                info.external_attr = 0o644 << 16
-                zf.writestr(info, buf.getvalue())
 
 
 def _one_line(exc: BaseException) -> str:

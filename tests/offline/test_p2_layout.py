@@ -8,6 +8,7 @@ import pytest
 
 from offline import protocols as P
 from offline.datasets.base import DatasetError, WindowSet
+from offline.datasets.legacy import load_ids_dict
 from offline.datasets.p2_layout import (p2_files, read_p2_dataset, read_p2_split, write_p2_dataset)
 
 
@@ -50,7 +51,7 @@ def test_file_names_follow_data_prep(tmp_path):
     assert (base / "test_npy_data" / "Still" / "frame_id_BIWI_4.npy").is_file()
     x = np.load(base / "train_npy_data" / "source_x_BIWI_4.npy")
     assert x.shape == (12 * 4, 20) and x.dtype == np.float64  # (N*f, J), not centred
-    ids = np.load(base / "train_npy_data" / "ids_BIWI_4.npy", allow_pickle=True).item()  # the legacy format
+    ids = load_ids_dict(base / "train_npy_data" / "ids_BIWI_4.npy")  # the legacy pickled dict
     assert ids == {7: [0, 3, 6, 9], 3: [1, 4, 7, 10], 11: [2, 5, 8, 11]}
 
 
