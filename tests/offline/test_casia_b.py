@@ -10,31 +10,6 @@ import pytest
 from offline import casia_b as C
 from offline.datasets.cage_layout import read_cage_dataset
 
-BODY25_FROM_CASIA14 = {0: 0, 1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 6, 7: 7, 8: 9, 9: 10, 10: 11, 11: 12, 12: 13, 13: 14}
-
-
-def write_openpose_walk(folder, uv14, stem="walk", drop=()):
-    """Write a (T, 14, 2) pixel walk as BODY_25 OpenPose JSON (MidHip = mean of hips; face/feet missing)."""
-    from pose.openpose import frame_json_name, write_frame_json
-
-    for t, pose in enumerate(uv14):
-        kp, conf = np.zeros((25, 2)), np.zeros(25)
-        for c, b in BODY25_FROM_CASIA14.items():
-            if c not in drop:
-                kp[b], conf[b] = pose[c], 0.9
-        kp[8], conf[8] = 0.5 * (pose[8] + pose[11]), 0.9
-        write_frame_json(folder / frame_json_name(stem, t), [(kp, conf)])
-
-
-def synthetic_view(view_deg: float, pid: int = 0, frames: int = 40, seed: int = 5):
-    """A synthetic walker seen from a CASIA-like view: (uv (T,14,2) pixels, cam (T,14,3) metres)."""
-    from offline import lift_library as LL
-
-    seq = LL.synthetic_sequences(pid + 1, 1, frames, seed)[pid]
-    proj = LL.project_sequences([seq], views=(view_deg,), random_cams=0)
-    return proj.uv[0], proj.cam[0]
-
-
 def test_parse_name():
     n = C.parse_name("001-nm-01-090.avi")
     assert (n.subject, n.condition, n.seq, n.angle, n.view) == (1, "nm", 1, 90, 5)
@@ -125,19 +100,19 @@ def library(tmp_path_factory):
     return path
 
 
-def test_openpose_json_tree_with_lifting(tmp_path, library):
+def test_openpose_json_tree_with_lifting(tmp_path, library, openpose_walk, casia_view):
     tree, out = tmp_path / "op", tmp_path / "out"
     for pid in (0, 1):
         for cond, seq in (("nm", 1), ("nm", 5), ("bg", 1)):
             for angle in (0, 90):
-                uv, _ = synthetic_view(angle, pid=pid, frames=30, seed=3 + seq)
+                uv, _ = casia_view(angle, pid=pid, frames=30, seed=3 + seq)
                 folder = tree / f"{pid + 1:03d}-{cond}-{seq:02d}-{angle:03d}"
                 folder.mkdir(parents=True)
-                write_openpose_walk(folder, uv + 200.0, stem=folder.name)
+                openpose_walk(folder, uv + 200.0, stem=folder.name)
     broken = tree / "002-cl-01-090"
     broken.mkdir()
-    uv, _ = synthetic_view(90, pid=1, frames=30)
-    write_openpose_walk(broken, uv + 200.0, stem=broken.name, drop=(8, 11))  # hips never detected
+    uv, _ = casia_view(90, pid=1, frames=30)
+    openpose_walk(broken, uv + 200.0, stem=broken.name, drop=(8, 11))  # hips never detected
     settings = C.Settings(pose="openpose-json", lifter="matching", lifter_file=str(library), k=2)
     splits = C.SplitConfig(cve_f=(10,), cme_f=(10,), cme_train_subjects=1)
     res = C.convert_tree(tree, out, settings, splits, workers=1, progress=False, log=lambda *a: None)

@@ -7,29 +7,6 @@ import pytest
 from offline import lift_library as LL
 from pose import lifting as L
 
-BODY25_FROM_CASIA14 = {0: 0, 1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 6, 7: 7, 8: 9, 9: 10, 10: 11, 11: 12, 12: 13, 13: 14}
-
-
-def write_openpose_walk(folder, uv14, stem="walk", drop=()):
-    """Write a (T, 14, 2) pixel walk as BODY_25 OpenPose JSON (MidHip = mean of hips; face/feet missing)."""
-    from pose.openpose import frame_json_name, write_frame_json
-
-    for t, pose in enumerate(uv14):
-        kp = np.zeros((25, 2))
-        conf = np.zeros(25)
-        for c, b in BODY25_FROM_CASIA14.items():
-            if c not in drop:
-                kp[b], conf[b] = pose[c], 0.9
-        kp[8], conf[8] = 0.5 * (pose[8] + pose[11]), 0.9
-        write_frame_json(folder / frame_json_name(stem, t), [(kp, conf)])
-
-
-def synthetic_view(view_deg: float, pid: int = 0, frames: int = 40, seed: int = 5):
-    """A synthetic walker (library frame) seen from a CASIA-like view: (uv (T,14,2), cam (T,14,3))."""
-    seq = LL.synthetic_sequences(pid + 1, 1, frames, seed)[pid]
-    proj = LL.project_sequences([seq], views=(view_deg,), random_cams=0)
-    return proj.uv[0], proj.cam[0]
-
 
 @pytest.fixture(scope="module")
 def synth_library(tmp_path_factory):
@@ -91,18 +68,18 @@ def test_ucalgary_held_out_split_and_real_defect(ucalgary_root):
     assert LL.facing_agreement(good) > 0.8
 
 
-def test_lift_cli_build_train_apply(tmp_path, synth_library):
+def test_lift_cli_build_train_apply(tmp_path, synth_library, openpose_walk, casia_view):
     from cli import main
 
     lib, _ = synth_library
     model = tmp_path / "mlp.pt"
     assert main(["lift", "train", "--library", str(lib), "--out", str(model), "--epochs", "1", "--width", "32",
                  "--blocks", "1", "--device", "cpu"]) == 0
-    uv, cam = synthetic_view(90.0)
+    uv, cam = casia_view(90.0)
     uv = uv + np.array([300.0, 200.0])
     json_dir = tmp_path / "json"
     json_dir.mkdir()
-    write_openpose_walk(json_dir, uv, drop=(4,))  # R-wrist never detected
+    openpose_walk(json_dir, uv, drop=(4,))  # R-wrist never detected
     for lifter, extra in (("matching", ["--library", str(lib), "--k", "3"]), ("mlp", ["--model", str(model)])):
         out = tmp_path / f"{lifter}.npz"
         assert main(["lift", "apply", str(json_dir), "--lifter", lifter, "--out", str(out), *extra]) == 0
