@@ -1,4 +1,5 @@
 """The CAGE encoder: parameter count of the paper, TF LSTM semantics, attention/decoder shapes and semantics."""
+import pytest
 import torch
 
 from cages.encoder import (AxisModel, CageEncoder, EncoderConfig, TFLSTMLayer, macs_per_window,
@@ -102,3 +103,20 @@ def test_rev_rec_plus_models_and_feature_blocks():
     faithful = EncoderConfig(J=5, f=4, hidden=8, model="rev_rec_plus", faithful_plus=True)
     assert faithful.tasks == ("rev_rec",) and faithful.feature_blocks == ("rev_rec",) * 3
     assert len(CageEncoder(full).models) == 9 and len(CageEncoder(faithful).models) == 3
+
+
+@pytest.mark.parametrize("model,decoder_input", [("rev_rec", "zero"), ("rev_rec_plus", "zero"), ("rev_rec", "teacher")])
+def test_fused_contexts_equal_each_model_run_on_its_own(model, decoder_input):
+    """`contexts` runs all axis/task models in one batched pass; it must give each model's own result."""
+    torch.manual_seed(0)
+    enc = CageEncoder(EncoderConfig(J=7, f=5, hidden=16, model=model, decoder_input=decoder_input)).eval()
+    windows = torch.randn(4, 5, 7, 3)
+    fused, ref = enc.contexts(windows), enc.contexts_per_model(windows)
+    assert fused.keys() == ref.keys()
+    for k in ref:
+        assert torch.allclose(fused[k], ref[k], atol=1e-6), k
+    # weights changed after a first call (training goes on): the stacked copy must follow
+    with torch.no_grad():
+        enc.models[enc.keys()[0]].enc1.kernel.add_(0.05)
+    fused, ref = enc.contexts(windows), enc.contexts_per_model(windows)
+    assert all(torch.allclose(fused[k], ref[k], atol=1e-6) for k in ref)
