@@ -229,14 +229,10 @@ def _read_skel_dataset(ds: RawDataset, folder: Path, splits: dict[str, str], tri
                 continue
             kept, untracked = [], 0
             for fp in frames:
-                try:
-                    xyz, tracked = parse_skel_frame(fp)
-                except (ValueError, UnicodeDecodeError, OSError) as exc:
-                    ds.skipped.append((str(fp), str(exc)))
+                parsed = _parse_or_skip(ds, fp, parse_skel_frame, progress)
+                if parsed is None:
                     continue
-                finally:
-                    if progress:
-                        progress(1)
+                xyz, tracked = parsed
                 if tracked:
                     kept.append(xyz)
                 else:
@@ -247,6 +243,18 @@ def _read_skel_dataset(ds: RawDataset, folder: Path, splits: dict[str, str], tri
             rec = RawRecording(ds.dataset, split, pid, rel, trimmed, frames_read=len(frames),
                                frames_untracked=untracked, frames_trimmed=len(joints) - len(trimmed))
             _add(ds, rec)
+
+
+def _parse_or_skip(ds: RawDataset, fp: Path, parse, progress: Progress | None):
+    """``parse(fp)``, or None after recording a malformed file in ``ds.skipped``; advances the progress bar."""
+    try:
+        return parse(fp)
+    except (ValueError, UnicodeDecodeError, OSError) as exc:
+        ds.skipped.append((str(fp), str(exc)))
+        return None
+    finally:
+        if progress:
+            progress(1)
 
 
 def _add(ds: RawDataset, rec: RawRecording) -> None:
@@ -267,14 +275,9 @@ def _read_kgbd(ds: RawDataset, folder: Path, trim: int, progress: Progress | Non
                 progress(len(files))
             continue
         for fp in files:
-            try:
-                joints = parse_kgbd_sequence(fp)
-            except (ValueError, UnicodeDecodeError, OSError) as exc:
-                ds.skipped.append((str(fp), str(exc)))
+            joints = _parse_or_skip(ds, fp, parse_kgbd_sequence, progress)
+            if joints is None:
                 continue
-            finally:
-                if progress:
-                    progress(1)
             trimmed = trim_recording(joints, trim)
             # name relative to the Person folders' parent: the same whichever folder --raw-root named
             _add(ds, RawRecording("KGBD", "all", pid, fp.relative_to(base).as_posix(), trimmed, setting=fp.stem,
@@ -302,13 +305,9 @@ def _read_ks20(ds: RawDataset, folder: Path, trim: int, progress: Progress | Non
     for (view, setting, body), items in sorted(groups.items()):
         kept = []
         for _, fp in sorted(items):  # frame order = timestamp order
-            try:
-                kept.append(parse_ks20_frame(fp))
-            except (ValueError, UnicodeDecodeError, OSError) as exc:
-                ds.skipped.append((str(fp), str(exc)))
-            finally:
-                if progress:
-                    progress(1)
+            xyz = _parse_or_skip(ds, fp, parse_ks20_frame, progress)
+            if xyz is not None:
+                kept.append(xyz)
         joints = np.stack(kept) if kept else np.zeros((0, 25, 3))
         trimmed = trim_recording(joints, trim)
         _add(ds, RawRecording("KS20", "all", ds.body_map[body], f"{view}/{setting}_body{body}", trimmed,
