@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from cages.io import save_npy, save_npz
+from cages.windows import reverse
 from offline.datasets.base import DatasetError, WindowSet
 from offline.datasets.legacy import load_ids_dict, save_ids_dict
 
@@ -264,9 +265,10 @@ def read_cage_split(files: SplitFiles, strict: bool = True, require_ids: bool = 
         t = _load_axis_file(tpath, f, J, dataset, layout)
         if t.shape != a.shape:
             raise DatasetError(f"{tpath}: shape {t.shape[0] * f, J} differs from {files.source(c).name} {n * f, J}")
-        if not np.allclose(t, a[:, ::-1]):
+        ok = np.isclose(t, reverse(a)).all(axis=(1, 2))  # (N,) per window
+        if not ok.all():
             if strict:
-                bad = int(np.argmax(~np.isclose(t, a[:, ::-1]).all(axis=(1, 2))))
+                bad = int(np.argmax(~ok))
                 raise DatasetError(f"{tpath}: target is not the time-reversed source (first bad window {bad})")
             notes.append(f"{tpath}: not the time-reversed source; target derived by reversing the source")
 
@@ -392,7 +394,7 @@ def write_cage_split(files: SplitFiles, ws: WindowSet) -> None:
     for i, c in enumerate(AXES):
         src = np.ascontiguousarray(w[..., i])  # (N, f, J)
         save_npy(files.source(c), src.reshape(n * files.f, J))
-        save_npy(files.target(c), np.ascontiguousarray(src[:, ::-1]).reshape(n * files.f, J))
+        save_npy(files.target(c), reverse(src).reshape(n * files.f, J))
     save_ids_dict(files.ids, ws.ids_dict())
     save_npy(files.frame_id, ws.pids.astype(np.int64))
     save_npz(files.meta, recording=ws.recording.astype(np.int64), offset=ws.offset.astype(np.int64),
