@@ -102,6 +102,30 @@ def running_mean(embeddings: np.ndarray, k: int) -> np.ndarray:
     return (c[idx] - c[lo]) / (idx - lo)[:, None]
 
 
+class RunningMean:
+    """Streaming twin of `running_mean` for one track: ``push(row)`` returns the mean of the last ``k`` rows.
+
+    O(D) per row (a ring buffer and a running sum, re-summed once per lap so rounding cannot drift).
+    """
+
+    def __init__(self, k: int, dim: int) -> None:
+        self.k = max(1, int(k))
+        self.buf = np.zeros((self.k, dim))
+        self.sum = np.zeros(dim)
+        self.n = self.i = 0
+
+    def push(self, row: np.ndarray) -> np.ndarray:
+        if self.n == self.k:
+            self.sum -= self.buf[self.i]
+        self.buf[self.i] = row
+        self.sum += self.buf[self.i]
+        self.i = (self.i + 1) % self.k
+        self.n = min(self.n + 1, self.k)
+        if self.i == 0:
+            self.sum = self.buf.sum(axis=0)
+        return self.sum / self.n
+
+
 def calibrate_threshold(embeddings: np.ndarray, person: np.ndarray, group: np.ndarray | None = None,
                         metric: str = "cosine", reduce: str = "centroid", genuine_q: float = 25.0,
                         impostor_q: float = 95.0) -> float | None:

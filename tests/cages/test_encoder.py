@@ -105,11 +105,14 @@ def test_rev_rec_plus_models_and_feature_blocks():
     assert len(CageEncoder(full).models) == 9 and len(CageEncoder(faithful).models) == 3
 
 
-@pytest.mark.parametrize("model,decoder_input", [("rev_rec", "zero"), ("rev_rec_plus", "zero"), ("rev_rec", "teacher")])
-def test_fused_contexts_equal_each_model_run_on_its_own(model, decoder_input):
-    """`contexts` runs all axis/task models in one batched pass; it must give each model's own result."""
+@pytest.mark.parametrize("model,decoder_input,forget_bias", [("rev_rec", "zero", 1.0), ("rev_rec_plus", "zero", 1.0),
+                                                             ("rev_rec", "teacher", 1.0), ("rev_rec", "zero", 0.3)])
+def test_fused_contexts_equal_each_model_run_on_its_own(model, decoder_input, forget_bias):
+    """`contexts` runs all axis/task models in one batched pass (forget bias folded into the biases, tanh
+    through sigmoid); it must give each model's own result."""
     torch.manual_seed(0)
-    enc = CageEncoder(EncoderConfig(J=7, f=5, hidden=16, model=model, decoder_input=decoder_input)).eval()
+    enc = CageEncoder(EncoderConfig(J=7, f=5, hidden=16, model=model, decoder_input=decoder_input,
+                                    forget_bias=forget_bias)).eval()
     windows = torch.randn(4, 5, 7, 3)
     fused, ref = enc.contexts(windows), enc.contexts_per_model(windows)
     assert fused.keys() == ref.keys()

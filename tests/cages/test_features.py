@@ -95,3 +95,14 @@ def test_nan_joints_do_not_poison_the_window(extractor):
     w = windows()
     w[0, 1, 3] = np.nan
     assert torch.isfinite(extractor.embed(w)).all()
+
+
+def test_traced_extractor_gives_the_eager_numbers_at_any_batch_size():
+    torch.manual_seed(1)
+    enc = CageEncoder(EncoderConfig(J=5, f=4, hidden=8, head_hidden=8, head_dim=8))
+    eager = CageExtractor(enc, FeatureConfig(centre=[0]), device="cpu")
+    traced = CageExtractor(enc, FeatureConfig(centre=[0]), device="cpu").trace()
+    for n in (1, 3, 17):  # the trace was recorded at another batch size
+        w = windows(n, seed=n)
+        assert torch.allclose(traced.embed(w), eager.embed(w), atol=1e-5)
+        assert torch.allclose(traced.frame_level(w), eager.frame_level(w), atol=1e-5)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from cages.matcher import Matcher, calibrate_threshold
+from cages.matcher import Matcher, RunningMean, calibrate_threshold, running_mean
 
 G = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8], [-1.0, 0.0]])  # (4, 2)
 P = np.array([0, 1, 1, 2])  # 3 people
@@ -53,3 +53,10 @@ def test_calibrated_threshold_separates_people_from_strangers():
     assert (own.best_score >= t).all() and own.best.tolist() == [0, 1, 2, 3, 4]
     assert (strangers.best_score < t).mean() > 0.9
     assert calibrate_threshold(emb[:20], person[:20]) is None  # one person: nothing to calibrate on
+
+
+def test_streaming_running_mean_equals_the_batch_one_over_many_laps():
+    x = np.random.default_rng(0).normal(size=(50, 4))
+    pool = RunningMean(7, 4)
+    streamed = np.stack([pool.push(row) for row in x])
+    np.testing.assert_allclose(streamed, running_mean(x, 7), atol=1e-12)
