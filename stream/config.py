@@ -23,8 +23,8 @@ class StreamConfig:
     events_port: int = 0  # supervisor binds (SUB); every stage connects (PUB): heartbeats, stats, decisions
     control_port: int = 0  # supervisor binds (PUB); every stage connects (SUB): "stop"
     # --- bounded queues: a flood drops messages (counted) instead of growing memory and latency --------
-    frames_hwm: int = 2000  # frames queued between producer and windower (~4 s of 16 tracks at 30 fps)
-    windows_hwm: int = 256  # windows queued between windower and identify
+    frames_hwm: int = 120  # source frames (all their tracks) queued between producer and windower (~4 s at 30 fps)
+    windows_hwm: int = 256  # windows waiting in identify (and window messages queued towards it)
     events_hwm: int = 10000  # events (decisions, stats) queued towards the dashboard
     max_window_age_s: float = 0.5  # identify drops windows older than this (bounds latency under overload)
     # --- windows ---------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ or ``package.module:factory`` naming a function that returns an object with ``em
 from __future__ import annotations
 
 import importlib
+import sys
 import time
 from collections import deque
 from pathlib import Path
@@ -20,10 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from cages.matcher import RunningMean
 from stream.config import StreamConfig
 from stream.decision import TrackDecider
 from stream.errors import UserError
-from stream.messages import DecisionMsg, MessageError, WindowMsg, decode
+from stream.messages import DecisionMsg, MessageError, Window, WindowMsg, decode
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "cages" / "pretrained"  # = cages.pretrained.PATH
 
@@ -77,6 +79,10 @@ def load_encoder(spec: str | Path | None = None, device: str = "auto") -> Encode
     from cages.features import CageExtractor
 
     impl = CageExtractor.from_checkpoint(path, device=device)
+    try:
+        impl.trace()  # same numbers, ~1.4x faster on CPU at live batch sizes
+    except RuntimeError as exc:  # a model or device TorchScript cannot trace still works, just slower
+        print(f"warning: {path}: running the encoder untraced ({exc})", file=sys.stderr)
     meta = _checkpoint_meta(path)
     f = getattr(getattr(impl, "cfg", None), "f", None) or meta.get("f") or meta.get("length")
     layout = meta.get("layout") or "kinect_v1"
@@ -114,7 +120,7 @@ class Identifier:
         self.encoder, self.cfg = encoder, cfg
         self.gallery_path = Path(gallery_path) if gallery_path else None
         self.deciders: dict[int, TrackDecider] = {}
-        self.recent: dict[int, deque] = {}  # track -> its last `pool_windows` embeddings
+        self.recent: dict[int, RunningMean] = {}  # track -> mean of its last `pool_windows` embeddings
         self.last_seen: dict[int, float] = {}
         self._gallery = None
         self._version = None
@@ -146,16 +152,15 @@ class Identifier:
             self.accept_score = calibrate(data, self.cfg)
         return True
 
-    def process(self, batch: list[WindowMsg]) -> list[DecisionMsg]:
+    def process(self, batch: list[Window]) -> list[DecisionMsg]:
         windows = np.stack([m.window for m in batch])  # (B, f, J, 3)
         emb = self.encoder.embed(windows)  # (B, D)
         pooled = np.empty_like(emb, dtype=np.float64)
         for i, m in enumerate(batch):  # the track's running mean over its last `pool_windows` windows
-            buf = self.recent.get(m.track)
-            if buf is None:
-                buf = self.recent[m.track] = deque(maxlen=self.cfg.pool_windows)
-            buf.append(emb[i])
-            pooled[i] = np.mean(buf, axis=0)
+            pool = self.recent.get(m.track)
+            if pool is None:
+                pool = self.recent[m.track] = RunningMean(self.cfg.pool_windows, emb.shape[1])
+            pooled[i] = pool.push(emb[i])
         emb = pooled
         if self.matcher is not None:
             res = self.matcher.match(emb)
@@ -214,7 +219,7 @@ def run(cfg: StreamConfig, model: str | None, gallery: str | None, windows_bind:
     port = str(pull.bind_to_random_port(host)) if port == "0" else (pull.bind(windows_bind) or port)
     rt.info.update(address=f"{host}:{port}", f=str(encoder.f), layout=encoder.layout,
                    fingerprint=encoder.fingerprint, device=encoder.device, model=encoder.source)
-    backlog: deque[WindowMsg] = deque()
+    backlog: deque[Window] = deque()
     poller = zmq.Poller()
     poller.register(pull, zmq.POLLIN)
     last_reload = time.time()
@@ -223,18 +228,21 @@ def run(cfg: StreamConfig, model: str | None, gallery: str | None, windows_bind:
     try:
         while not rt.stopping:
             events = dict(poller.poll(cfg.poll_ms if not backlog else 0))
-            while pull in events:
+            n = 0
+            while pull in events and n < cfg.windows_hwm:  # what is waiting, but never an endless drain
+                n += 1
                 try:
                     frames = pull.recv_multipart(flags=zmq.NOBLOCK)
                 except zmq.Again:
                     break
                 try:
-                    backlog.append(decode(frames, expect=(WindowMsg,)))
+                    items = decode(frames, expect=(WindowMsg,)).items()
                 except MessageError:
                     rt.counters["malformed"] += 1
                     continue
-                rt.counters["received"] += 1
-                if len(backlog) > cfg.windows_hwm:
+                rt.counters["received"] += len(items)
+                backlog.extend(items)
+                while len(backlog) > cfg.windows_hwm:
                     backlog.popleft()
                     rt.counters["dropped"] += 1
             now = time.time()
@@ -248,6 +256,7 @@ def run(cfg: StreamConfig, model: str | None, gallery: str | None, windows_bind:
                 for dec in ident.process(batch):
                     rt.send_event(dec)
                 rt.counters["windows"] += len(batch)
+                rt.counters["batches"] += 1
                 rt.gauges["batch_ms"] = (time.perf_counter() - t0) * 1e3
                 rt.gauges["batch"] = float(len(batch))
             if now - last_reload > 1.0:

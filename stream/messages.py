@@ -10,9 +10,9 @@ Wire format (ZeroMQ multipart, no pickle anywhere)::
 byte count) and raises `MessageError` for anything malformed, so a stage counts and drops bad input instead of
 crashing. Timestamps are ``time.time()`` seconds (all stages run on one machine).
 
->>> m = FrameMsg(track=3, seq=0, frame=0, t_capture=1.0, t_pub=1.0, joints=np.zeros((20, 3), np.float32))
->>> decode(m.to_frames()).track
-3
+>>> m = FrameMsg(seq=0, frame=0, t_capture=1.0, t_pub=1.0, tracks=[3], joints=np.zeros((1, 20, 3), np.float32))
+>>> decode(m.to_frames()).tracks
+[3]
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: frame and window messages carry every track of one source frame
 _DTYPES = {"float32", "float64", "bool", "int64", "uint8"}
 _MAX_ELEMENTS = 1 << 20  # no legitimate message is bigger than this (a 64-window batch is ~25k values)
 _MAX_HEADER = 64 * 1024
@@ -104,63 +104,106 @@ def _get(head: dict, key: str, kind: type | tuple, optional: bool = False) -> An
     return value
 
 
+def _str_list(head: dict, key: str, n: int) -> list[str]:
+    value = _get(head, key, list)
+    if len(value) != n or not all(isinstance(v, str) for v in value):
+        raise MessageError(f"header field {key!r} needs {n} strings")
+    return value
+
+
+def _int_list(head: dict, key: str, n: int) -> list[int]:
+    value = _get(head, key, list)
+    if len(value) != n or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise MessageError(f"header field {key!r} needs {n} integers")
+    return value
+
+
 @dataclass
 class FrameMsg:
-    """One skeleton of one track at one frame: producer -> windower."""
+    """One source frame: the skeleton of every track seen in it (producer -> windower).
+
+    A camera frame goes out as one message, not one per person: fewer messages, fewer process wake-ups, and the
+    windower emits that frame's windows together, so identify encodes them in one batch.
+    """
 
     TOPIC: ClassVar[bytes] = b"frame"
-    track: int
     seq: int  # per-producer counter: gaps = frames lost on the way
     frame: int  # frame index in the source
     t_capture: float  # when the source delivered the frame
     t_pub: float  # when the producer sent it (latency is measured from here)
-    joints: np.ndarray  # (J, 3) float32, metres; NaN where not detected
-    valid: np.ndarray | None = None  # (J,) bool; None = all valid
+    tracks: list[int]  # (T,) track ids
+    joints: np.ndarray  # (T, J, 3) float32, metres; NaN where not detected
+    valid: np.ndarray | None = None  # (T, J) bool; None = where joints are finite
     producer: str = ""  # producer instance id (a restarted producer gets a new one)
-    label: str = ""  # ground truth name when the source knows it (synthetic demo), else ""
+    labels: list[str] | None = None  # (T,) ground truth names when the source knows them (synthetic demo), else ""
 
     def to_frames(self) -> list[bytes]:
-        valid = np.isfinite(self.joints).all(-1) if self.valid is None else self.valid
-        return _pack(self.TOPIC, {"track": self.track, "seq": self.seq, "frame": self.frame,
-                                  "t_capture": self.t_capture, "t_pub": self.t_pub,
-                                  "producer": self.producer, "label": self.label},
-                     [("joints", np.asarray(self.joints, np.float32)), ("valid", np.asarray(valid, bool))])
+        joints = np.asarray(self.joints, np.float32)
+        valid = np.isfinite(joints).all(-1) if self.valid is None else self.valid
+        labels = [""] * len(self.tracks) if self.labels is None else list(self.labels)
+        return _pack(self.TOPIC, {"seq": self.seq, "frame": self.frame, "t_capture": self.t_capture,
+                                  "t_pub": self.t_pub, "tracks": [int(t) for t in self.tracks],
+                                  "producer": self.producer, "labels": labels},
+                     [("joints", joints), ("valid", np.asarray(valid, bool))])
 
     @classmethod
     def from_head(cls, head: dict, arrays: dict) -> "FrameMsg":
         joints, valid = arrays.get("joints"), arrays.get("valid")
-        if joints is None or joints.ndim != 2 or joints.shape[1] != 3 or joints.dtype != np.float32:
-            raise MessageError("frame needs joints (J, 3) float32")
-        if valid is None or valid.shape != joints.shape[:1] or valid.dtype != bool:
-            raise MessageError("frame needs valid (J,) bool")
-        return cls(track=_get(head, "track", int), seq=_get(head, "seq", int), frame=_get(head, "frame", int),
+        if joints is None or joints.ndim != 3 or joints.shape[2] != 3 or joints.dtype != np.float32:
+            raise MessageError("frame needs joints (T, J, 3) float32")
+        if valid is None or valid.shape != joints.shape[:2] or valid.dtype != bool:
+            raise MessageError("frame needs valid (T, J) bool")
+        n = joints.shape[0]
+        return cls(seq=_get(head, "seq", int), frame=_get(head, "frame", int),
                    t_capture=float(_get(head, "t_capture", float)), t_pub=float(_get(head, "t_pub", float)),
-                   joints=joints, valid=valid, producer=_get(head, "producer", str),
-                   label=_get(head, "label", str))
+                   tracks=_int_list(head, "tracks", n), joints=joints, valid=valid,
+                   producer=_get(head, "producer", str), labels=_str_list(head, "labels", n))
 
 
 @dataclass
-class WindowMsg:
-    """f consecutive skeletons of one track: windower -> identify."""
+class Window:
+    """f consecutive skeletons of one track (what the windower makes and identify encodes)."""
 
-    TOPIC: ClassVar[bytes] = b"window"
     track: int
     frame: int  # source frame index of the newest skeleton
     t_pub: float  # publish time of the newest frame (latency origin)
     window: np.ndarray  # (f, J, 3) float32, finite
     label: str = ""
 
+
+@dataclass
+class WindowMsg:
+    """The windows one source frame completed, one per track (windower -> identify)."""
+
+    TOPIC: ClassVar[bytes] = b"window"
+    frame: int  # source frame index
+    t_pub: float  # publish time of that frame (latency origin)
+    tracks: list[int]  # (K,)
+    windows: np.ndarray  # (K, f, J, 3) float32, finite
+    labels: list[str] | None = None
+
+    @classmethod
+    def of(cls, windows: list[Window]) -> "WindowMsg":
+        return cls(frame=windows[-1].frame, t_pub=windows[-1].t_pub, tracks=[w.track for w in windows],
+                   windows=np.stack([w.window for w in windows]), labels=[w.label for w in windows])
+
+    def items(self) -> list[Window]:
+        labels = self.labels or [""] * len(self.tracks)
+        return [Window(t, self.frame, self.t_pub, w, lab) for t, w, lab in zip(self.tracks, self.windows, labels)]
+
     def to_frames(self) -> list[bytes]:
-        return _pack(self.TOPIC, {"track": self.track, "frame": self.frame, "t_pub": self.t_pub,
-                                  "label": self.label}, [("window", np.asarray(self.window, np.float32))])
+        labels = [""] * len(self.tracks) if self.labels is None else list(self.labels)
+        return _pack(self.TOPIC, {"frame": self.frame, "t_pub": self.t_pub, "tracks": [int(t) for t in self.tracks],
+                                  "labels": labels}, [("windows", np.asarray(self.windows, np.float32))])
 
     @classmethod
     def from_head(cls, head: dict, arrays: dict) -> "WindowMsg":
-        w = arrays.get("window")
-        if w is None or w.ndim != 3 or w.shape[2] != 3 or w.dtype != np.float32 or not np.isfinite(w).all():
-            raise MessageError("window needs a finite (f, J, 3) float32 array")
-        return cls(track=_get(head, "track", int), frame=_get(head, "frame", int),
-                   t_pub=float(_get(head, "t_pub", float)), window=w, label=_get(head, "label", str))
+        w = arrays.get("windows")
+        if w is None or w.ndim != 4 or w.shape[3] != 3 or w.dtype != np.float32 or not np.isfinite(w).all():
+            raise MessageError("window message needs a finite (K, f, J, 3) float32 array")
+        n = w.shape[0]
+        return cls(frame=_get(head, "frame", int), t_pub=float(_get(head, "t_pub", float)),
+                   tracks=_int_list(head, "tracks", n), windows=w, labels=_str_list(head, "labels", n))
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Pose producer stage: reads a pose source and publishes one `FrameMsg` per track and frame.
+"""Pose producer stage: reads a pose source and publishes one `FrameMsg` per source frame (every track seen in
+that frame).
 
 Sources (``--source``):
 
@@ -116,21 +117,21 @@ def synthetic_walk(spec: SyntheticSpec, identity: int, k: int, layout: str = "ki
     return np.asarray(res.joints, dtype=np.float32), np.asarray(res.valid, dtype=bool)
 
 
-def _synthetic(spec: str, layout: str, fps: float) -> Iterator[Observation]:
+def _synthetic(spec: str, layout: str, fps: float) -> Iterator[list[Observation]]:
     s = parse_synthetic(spec)
     k = 0
     track = 0
     while s.walks == 0 or k < s.walks:
         walks = [(i, *synthetic_walk(s, i, k, layout, fps=fps)) for i in s.who]
         for t in range(s.frames):
-            for slot, (i, joints, valid) in enumerate(walks):
-                yield Observation(track + slot, t, (k * s.frames + t) / fps, joints[t], valid[t], walker_name(i))
+            yield [Observation(track + slot, t, (k * s.frames + t) / fps, joints[t], valid[t], walker_name(i))
+                   for slot, (i, joints, valid) in enumerate(walks)]
         track += len(walks)
         k += 1
 
 
-def _recorded(path: Path, layout: str, fps: float) -> Iterator[Observation]:
-    """Replay tracks saved by ``cagereid extract`` (all tracks interleaved by frame index)."""
+def _recorded(path: Path, layout: str, fps: float) -> Iterator[list[Observation]]:
+    """Replay tracks saved by ``cagereid extract`` (all tracks of a frame index together)."""
     from pose.extract import load_tracks
 
     res = load_tracks(path)
@@ -150,21 +151,24 @@ def _recorded(path: Path, layout: str, fps: float) -> Iterator[Observation]:
     frames = sorted({int(fr) for tr, _, _ in seqs for fr in tr.frames})
     index = [{int(fr): i for i, fr in enumerate(tr.frames)} for tr, _, _ in seqs]
     for fr in frames:
+        group = []
         for (tr, joints, valid), idx in zip(seqs, index):
             i = idx.get(fr)
             if i is not None and valid[i].any():
-                yield Observation(int(tr.track_id), fr, fr / rate, joints[i], valid[i])
+                group.append(Observation(int(tr.track_id), fr, fr / rate, joints[i], valid[i]))
+        if group:
+            yield group
 
 
-def _video(spec: str, layout: str) -> Iterator[Observation]:
+def _video(spec: str, layout: str) -> Iterator[list[Observation]]:
     from pose.extract import iter_tracks
 
     src_spec: str | int = int(spec) if spec.isdigit() else spec
     for frame_obs in iter_tracks(src_spec, multi_person=True, layout=layout):
-        for obs in frame_obs:
-            joints = np.asarray(obs.joints, np.float32)
-            yield Observation(int(obs.track_id), int(obs.frame_index), float(obs.timestamp_s), joints,
-                              np.asarray(obs.valid, bool))
+        group = [Observation(int(obs.track_id), int(obs.frame_index), float(obs.timestamp_s),
+                             np.asarray(obs.joints, np.float32), np.asarray(obs.valid, bool)) for obs in frame_obs]
+        if group:
+            yield group
 
 
 def check_source(spec: str) -> None:
@@ -179,8 +183,9 @@ def check_source(spec: str) -> None:
                           "a .npz recording or synthetic)")
 
 
-def open_observations(spec: str, layout: str, fps: float) -> tuple[Iterator[Observation], bool]:
-    """The observation stream of a source spec and whether it must be paced to ``fps`` (recorded data)."""
+def open_frames(spec: str, layout: str, fps: float) -> tuple[Iterator[list[Observation]], bool]:
+    """A source spec as a stream of source frames (the observations of every track seen in one frame), and
+    whether it must be paced to ``fps`` (recorded data)."""
     spec = str(spec)
     check_source(spec)
     if spec == "synthetic" or spec.startswith("synthetic:"):
@@ -188,6 +193,12 @@ def open_observations(spec: str, layout: str, fps: float) -> tuple[Iterator[Obse
     if spec.endswith(".npz"):
         return _recorded(Path(spec), layout, fps), True
     return _video(spec, layout), False
+
+
+def open_observations(spec: str, layout: str, fps: float) -> tuple[Iterator[Observation], bool]:
+    """Like `open_frames`, one observation at a time."""
+    frames, paced = open_frames(spec, layout, fps)
+    return (obs for group in frames for obs in group), paced
 
 
 def run(cfg: StreamConfig, source: str, frames_connect: str, events_addr: str, control_addr: str | None,
@@ -211,31 +222,35 @@ def run(cfg: StreamConfig, source: str, frames_connect: str, events_addr: str, c
     rt.info.update(source=str(source), producer=producer_id)
     status = 0
     try:
-        obs_iter, paced = open_observations(source, cfg.layout, cfg.fps)
+        groups, paced = open_frames(source, cfg.layout, cfg.fps)
         rt.state = "running"
         t0 = time.time()
         first_capture = None
         seq = 0
-        for obs in obs_iter:
+        for group in groups:
             if rt.stopping:
                 break
+            t_capture = group[0].t_capture
             if first_capture is None:
-                first_capture = obs.t_capture
+                first_capture = t_capture
             if paced and realtime:
-                delay = t0 + (obs.t_capture - first_capture) - time.time()
+                delay = t0 + (t_capture - first_capture) - time.time()
                 if delay > 0:
                     end = time.time() + delay
                     while not rt.stopping and time.time() < end:
                         rt.check_control()
                         rt.tick()
                         time.sleep(min(0.005, max(0.0, end - time.time())))
-            now = time.time()
-            msg = FrameMsg(track=obs.track + track_offset, seq=seq, frame=obs.frame, t_capture=obs.t_capture, t_pub=now,
-                           joints=obs.joints, valid=obs.valid, producer=producer_id, label=obs.label)
+            # one message per source frame: every track seen in it, one publish time (the latency origin)
+            msg = FrameMsg(seq=seq, frame=group[0].frame, t_capture=t_capture, t_pub=time.time(),
+                           tracks=[o.track + track_offset for o in group], joints=np.stack([o.joints for o in group]),
+                           valid=np.stack([o.valid for o in group]), producer=producer_id,
+                           labels=[o.label for o in group])
             seq += 1
             try:
                 push.send_multipart(msg.to_frames(), flags=zmq.NOBLOCK)
                 rt.counters["frames"] += 1
+                rt.counters["skeletons"] += len(group)
             except zmq.Again:
                 rt.counters["dropped"] += 1
             rt.check_control()

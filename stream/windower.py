@@ -2,7 +2,7 @@
 
 Binds a PULL socket (producers connect their PUSH sockets, so a restarted producer simply reconnects) and
 connects a PUSH socket to the identify stage. A window ``(f, J, 3)`` leaves every ``stride`` new frames
-once a track has ``f`` frames. Joints a frame misses (NaN / not valid) are filled with the same joint's last
+once a track has ``f`` frames; the windows one source frame completes leave together in one `WindowMsg`. Joints a frame misses (NaN / not valid) are filled with the same joint's last
 seen position in that track; a window that still has a gap is not emitted (counted as ``incomplete``).
 Malformed messages are counted and dropped; a full downstream queue drops the window (counted).
 """
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from stream.config import StreamConfig
-from stream.messages import FrameMsg, MessageError, WindowMsg, decode
+from stream.messages import FrameMsg, MessageError, Window, WindowMsg, decode
 
 
 @dataclass
@@ -27,13 +27,13 @@ class TrackBuffer:
     last_seen: float = 0.0
 
     def push(self, joints: np.ndarray, valid: np.ndarray, now: float) -> None:
-        j = np.where(valid[:, None], joints, np.nan).astype(np.float32)
-        if self.last_pos is None:
-            self.last_pos = j.copy()
+        ok = valid & np.isfinite(joints).all(1)
+        if ok.all():
+            pos = joints  # never written to: frames are only read (np.stack makes each window's own copy)
         else:
-            ok = np.isfinite(j).all(1)
-            self.last_pos[ok] = j[ok]
-        self.frames.append(self.last_pos.copy())
+            pos = np.where(ok[:, None], joints, np.nan if self.last_pos is None else self.last_pos)
+        self.last_pos = pos = np.asarray(pos, np.float32)
+        self.frames.append(pos)
         while len(self.frames) > self.f:
             self.frames.popleft()
         self.since_emit += 1
@@ -48,11 +48,22 @@ class Windower:
         self.tracks: dict[int, TrackBuffer] = {}
         self.incomplete = 0
 
-    def add(self, msg: FrameMsg, now: float) -> WindowMsg | None:
-        buf = self.tracks.get(msg.track)
+    def add(self, msg: FrameMsg, now: float) -> list[Window]:
+        """Every track of one source frame; returns the windows it completed (in track order)."""
+        labels = msg.labels or [""] * len(msg.tracks)
+        out = []
+        for k, track in enumerate(msg.tracks):
+            win = self.add_skeleton(track, msg.frame, msg.t_pub, msg.joints[k], msg.valid[k], labels[k], now)
+            if win is not None:
+                out.append(win)
+        return out
+
+    def add_skeleton(self, track: int, frame: int, t_pub: float, joints: np.ndarray, valid: np.ndarray,
+                     label: str, now: float) -> Window | None:
+        buf = self.tracks.get(track)
         if buf is None or (buf.frames and now - buf.last_seen > self.timeout):
-            buf = self.tracks[msg.track] = TrackBuffer(self.f, since_emit=self.stride - 1)
-        buf.push(msg.joints, msg.valid, now)
+            buf = self.tracks[track] = TrackBuffer(self.f, since_emit=self.stride - 1)
+        buf.push(joints, valid, now)
         if len(buf.frames) < self.f or buf.since_emit < self.stride:
             return None
         buf.since_emit = 0
@@ -60,7 +71,7 @@ class Windower:
         if not np.isfinite(window).all():
             self.incomplete += 1
             return None
-        return WindowMsg(track=msg.track, frame=msg.frame, t_pub=msg.t_pub, window=window, label=msg.label)
+        return Window(track=track, frame=frame, t_pub=t_pub, window=window, label=label)
 
     def expire(self, now: float) -> None:
         for track in [t for t, b in self.tracks.items() if now - b.last_seen > self.timeout]:
@@ -114,14 +125,15 @@ def run(cfg: StreamConfig, f: int, frames_bind: str, windows_connect: str, event
                 if prev is not None and msg.seq > prev + 1:
                     rt.counters["frames_lost"] += msg.seq - prev - 1
                 last_seq[msg.producer] = msg.seq
+                rt.counters["skeletons"] += len(msg.tracks)
                 out = w.add(msg, now)
-                if out is None:
+                if not out:
                     continue
-                try:
-                    push.send_multipart(out.to_frames(), flags=zmq.NOBLOCK)
-                    rt.counters["windows"] += 1
+                try:  # the frame's windows travel together: identify encodes them as one batch
+                    push.send_multipart(WindowMsg.of(out).to_frames(), flags=zmq.NOBLOCK)
+                    rt.counters["windows"] += len(out)
                 except zmq.Again:
-                    rt.counters["windows_dropped"] += 1
+                    rt.counters["windows_dropped"] += len(out)
             rt.gauges.update(queue=float(n), tracks=float(len(w.tracks)), incomplete=float(w.incomplete))
             w.expire(now)
             rt.check_control()
@@ -142,15 +154,14 @@ def windows_of_source(observations, f: int, stride: int, track: int | None = Non
     w = Windower(f, stride, track_timeout_s=float("inf"))
     out: dict[int, list[np.ndarray]] = {}
     first = None
-    for i, obs in enumerate(observations):
+    for obs in observations:
         if track is not None and obs.track != track:
             continue
         first = obs.t_capture if first is None else first
         if max_seconds is not None and obs.t_capture - first > max_seconds:
             break
-        msg = FrameMsg(track=obs.track, seq=i, frame=obs.frame, t_capture=obs.t_capture, t_pub=0.0,
-                       joints=np.asarray(obs.joints, np.float32), valid=np.asarray(obs.valid, bool))
-        win = w.add(msg, now=obs.t_capture)
+        win = w.add_skeleton(obs.track, obs.frame, 0.0, np.asarray(obs.joints, np.float32),
+                             np.asarray(obs.valid, bool), obs.label, now=obs.t_capture)
         if win is not None:
             out.setdefault(obs.track, []).append(win.window)
     return out

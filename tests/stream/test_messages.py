@@ -28,22 +28,24 @@ def _roundtrip(msg):
 
 
 def test_frame_roundtrip_keeps_arrays_and_nan():
-    joints = np.random.default_rng(0).normal(size=(20, 3)).astype(np.float32)
-    joints[3] = np.nan
-    valid = np.isfinite(joints).all(1)
-    m = FrameMsg(track=7, seq=12, frame=99, t_capture=1.5, t_pub=2.5, joints=joints, valid=valid,
-                 producer="p1", label="ana")
+    joints = np.random.default_rng(0).normal(size=(2, 20, 3)).astype(np.float32)
+    joints[1, 3] = np.nan
+    valid = np.isfinite(joints).all(2)
+    m = FrameMsg(seq=12, frame=99, t_capture=1.5, t_pub=2.5, tracks=[7, 9], joints=joints, valid=valid,
+                 producer="p1", labels=["ana", ""])
     out = _roundtrip(m)
     assert isinstance(out, FrameMsg)
-    assert (out.track, out.seq, out.frame, out.t_pub, out.producer, out.label) == (7, 12, 99, 2.5, "p1", "ana")
+    assert (out.tracks, out.seq, out.frame, out.t_pub, out.producer, out.labels) == ([7, 9], 12, 99, 2.5, "p1",
+                                                                                      ["ana", ""])
     np.testing.assert_array_equal(out.joints, joints)
     np.testing.assert_array_equal(out.valid, valid)
 
 
 def test_window_decision_stats_control_roundtrip():
-    w = np.arange(6 * 20 * 3, dtype=np.float32).reshape(6, 20, 3)
-    out = _roundtrip(WindowMsg(track=1, frame=5, t_pub=3.0, window=w, label="x"))
-    np.testing.assert_array_equal(out.window, w)
+    w = np.arange(2 * 6 * 20 * 3, dtype=np.float32).reshape(2, 6, 20, 3)
+    out = _roundtrip(WindowMsg(frame=5, t_pub=3.0, tracks=[1, 4], windows=w, labels=["x", "y"]))
+    np.testing.assert_array_equal(out.windows, w)
+    assert (out.tracks, out.labels, out.frame, out.t_pub) == ([1, 4], ["x", "y"], 5, 3.0)
     d = DecisionMsg(track=2, identity="ana", confidence=0.8, windows=9, score=0.91, best="ana", t_pub=1.0,
                     t_decided=1.01)
     assert _roundtrip(d) == d
@@ -53,7 +55,7 @@ def test_window_decision_stats_control_roundtrip():
 
 
 def _frames(header_update=None, arrays=None, topic=b"frame"):
-    m = FrameMsg(track=1, seq=0, frame=0, t_capture=0.0, t_pub=0.0, joints=np.zeros((20, 3), np.float32))
+    m = FrameMsg(seq=0, frame=0, t_capture=0.0, t_pub=0.0, tracks=[1], joints=np.zeros((1, 20, 3), np.float32))
     frames = m.to_frames()
     head = json.loads(frames[1])
     head.update(header_update or {})
@@ -65,15 +67,18 @@ def _frames(header_update=None, arrays=None, topic=b"frame"):
     [b"frame", b"not json"],
     [b"frame", b"[1, 2]"],
     _frames({"v": SCHEMA_VERSION + 1}),  # other schema version
-    _frames({"track": "seven"}),  # wrong type
-    _frames({"track": True}),  # bool is not an int here
+    _frames({"seq": "seven"}),  # wrong type
+    _frames({"seq": True}),  # bool is not an int here
+    _frames({"tracks": [1, 2]}),  # two track ids for one skeleton
+    _frames({"tracks": ["1"]}),
+    _frames({"labels": [3]}),
     _frames({"t_pub": None}),
     _frames(arrays=[b"\x00" * 10, b"\x01" * 20]),  # byte count does not match the shape
     _frames(arrays=[b"\x00" * 240]),  # one buffer missing
-    _frames({"arrays": [{"name": "joints", "dtype": "object", "shape": [20, 3]},
-                        {"name": "valid", "dtype": "bool", "shape": [20]}]}),  # dtype not whitelisted
-    _frames({"arrays": [{"name": "joints", "dtype": "float32", "shape": [20, -3]},
-                        {"name": "valid", "dtype": "bool", "shape": [20]}]}),
+    _frames({"arrays": [{"name": "joints", "dtype": "object", "shape": [1, 20, 3]},
+                        {"name": "valid", "dtype": "bool", "shape": [1, 20]}]}),  # dtype not whitelisted
+    _frames({"arrays": [{"name": "joints", "dtype": "float32", "shape": [1, 20, -3]},
+                        {"name": "valid", "dtype": "bool", "shape": [1, 20]}]}),
     _frames(topic=b"evil"),
 ])
 def test_malformed_messages_raise_message_error(frames):
@@ -82,10 +87,10 @@ def test_malformed_messages_raise_message_error(frames):
 
 
 def test_window_with_nan_is_rejected_and_unexpected_type_too():
-    w = np.zeros((6, 20, 3), np.float32)
-    w[0, 0, 0] = np.nan
+    w = np.zeros((1, 6, 20, 3), np.float32)
+    w[0, 0, 0, 0] = np.nan
     with pytest.raises(MessageError):
-        decode(WindowMsg(track=1, frame=0, t_pub=0.0, window=w).to_frames())
-    good = WindowMsg(track=1, frame=0, t_pub=0.0, window=np.zeros((6, 20, 3), np.float32)).to_frames()
+        decode(WindowMsg(frame=0, t_pub=0.0, tracks=[1], windows=w).to_frames())
+    good = WindowMsg(frame=0, t_pub=0.0, tracks=[1], windows=np.zeros((1, 6, 20, 3), np.float32)).to_frames()
     with pytest.raises(MessageError):
         decode(good, expect=(FrameMsg,))

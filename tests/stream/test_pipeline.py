@@ -86,7 +86,7 @@ def test_flood_is_bounded_and_drops_are_counted(tmp_path):
         produced = _counter(pipe, "producer", "frames") + _counter(pipe, "producer", "dropped")
         lost = (_counter(pipe, "producer", "dropped") + _counter(pipe, "windower", "windows_dropped")
                 + _counter(pipe, "identify", "stale") + _counter(pipe, "identify", "dropped"))
-    assert produced == 16 * 300
+    assert produced == 300  # source frames (16 tracks each)
     assert lost > 0  # more than the slow encoder can take: dropped, and counted
     p50, p95 = pipe.state.latency()
     assert p95 < 1000 * (cfg.max_window_age_s + 0.2)  # latency stays bounded by the age limit + one batch
