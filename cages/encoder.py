@@ -314,8 +314,9 @@ class CageEncoder(nn.Module):
         d2x, d2h, d2b = W["dec2"]
         y_proj = None if Y is None else torch.bmm(Y.reshape(M, B * f, J), d1x).reshape(M, B, f, -1)
         C = []
+        att = None  # ã_0 = 0: the first step's input feeding contributes nothing
         for t in range(f):
-            xp = d1b[:, None].expand(M, B, -1) if t == 0 else torch.baddbmm(d1b[:, None], att, d1a)  # ã_0 = 0
+            xp = d1b[:, None].expand(M, B, -1) if att is None else torch.baddbmm(d1b[:, None], att, d1a)
             if y_proj is not None:
                 xp = xp + y_proj[:, :, t]
             h1, c1 = step(torch.baddbmm(xp, h1, d1h), c1)
