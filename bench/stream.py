@@ -6,8 +6,9 @@ decisions. Prints three tables:
 
 1. ZeroMQ hop: one `FrameMsg` (one track, 20 joints) encode + send + receive + decode over tcp://127.0.0.1.
 2. Encoder batch latency: ``embed`` of B windows, CPU (and CUDA when available).
-3. End to end for 1, 4 and 16 concurrent tracks at 30 fps: frame published -> decision p50/p95, sustained
-   windows/s, dropped; plus one run replaying as fast as possible (capacity).
+3. End to end for 1, 4 and 16 concurrent tracks at 30 fps: frame published -> decision p50/p95 (producer,
+   windower and identify processes linked by ZeroMQ), mean windows per encoder batch, sustained windows/s,
+   dropped; plus one run replaying as fast as possible (capacity).
 """
 from __future__ import annotations
 
@@ -136,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    t = Table(title="encoder batch latency (embed, traced, 1 thread on CPU)")
+    t = Table(title="encoder embed (traced, 1 thread)")
     for col in ("device", "batch", "p50 ms", "p95 ms", "ms/window"):
         t.add_column(col)
     for dev in devices:
@@ -145,8 +146,8 @@ def run(args: argparse.Namespace) -> int:
     console.print(t)
     if args.skip_e2e:
         return 0
-    t = Table(title="end to end: frame published -> decision (windower + identify processes, ZeroMQ)")
-    for col in ("tracks", "replay", "windows", "windows/batch", "windows/s", "p50 ms", "p95 ms", "dropped"):
+    t = Table(title="end to end: frame published -> decision")
+    for col in ("tracks", "replay", "windows", "batch", "win/s", "p50 ms", "p95 ms", "dropped"):
         t.add_column(col)
     runs = [(int(n), True) for n in args.tracks.split(",")] + [(max(int(n) for n in args.tracks.split(",")), False)]
     for n, realtime in runs:
