@@ -142,7 +142,8 @@ def run(args: argparse.Namespace) -> int:
         t.add_column(col)
     for dev in devices:
         for r in bench_encoder(args.model, dev):
-            t.add_row(r["device"], str(r["batch"]), f"{r['p50_ms']:.2f}", f"{r['p95_ms']:.2f}", f"{r['per_window_ms']:.3f}")
+            t.add_row(r["device"], str(r["batch"]), f"{r['p50_ms']:.2f}", f"{r['p95_ms']:.2f}",
+                      f"{r['per_window_ms']:.3f}")
     console.print(t)
     if args.skip_e2e:
         return 0

@@ -251,8 +251,8 @@ class CageEncoder(nn.Module):
     def keys(self) -> list[str]:
         return list(self.models.keys())
 
-    def _apply(self, fn, *args, **kwargs):  # .to()/.cuda()/.float() may swap parameter objects: restack
-        self.__dict__.pop("_stack_params", None)
+    def _apply(self, fn, *args, **kwargs):  # .to()/.cuda()/.float(): drop the stacked copy (and its memory)
+        self.__dict__.pop("_stack", None)
         self.__dict__.pop("_stack_sig", None)
         return super()._apply(fn, *args, **kwargs)
 
@@ -323,7 +323,7 @@ class CageEncoder(nn.Module):
             h2, c2 = step(torch.baddbmm(torch.baddbmm(d2b[:, None], h1, d2x), h2, d2h), c2)
             alpha = torch.softmax(torch.bmm(keys, h2.reshape(M * B, h, 1)), dim=1)  # (M·B, f, 1)
             ctx = torch.bmm(Hb.transpose(1, 2), alpha).reshape(M, B, h)
-            if t < f - 1:  # the last attention vector would only feed a step that does not exist
+            if t < self.cfg.f - 1:  # the last attention vector would only feed a step that does not exist
                 att = torch.bmm(torch.cat([h2, ctx], dim=-1), W["attn"])
             C.append(ctx)
         C = torch.stack(C, dim=2)  # (M, B, f, h)
@@ -333,20 +333,20 @@ class CageEncoder(nn.Module):
         """The models' weights stacked along a leading model dimension for `contexts`: forget bias folded into
         the biases, j-gate columns doubled.
 
-        Rebuilt only when a weight changed (training steps and ``load_state_dict`` bump tensor versions).
+        Rebuilt only when a weight changed: in place (training steps and ``load_state_dict`` bump tensor
+        versions) or by a new parameter object (``load_state_dict(assign=True)``, a replaced attribute).
         """
         ms = [self.models[k] for k in self.keys()]
-        params = getattr(self, "_stack_params", None)
-        if params is None:
-            params = self._stack_params = [p for m in ms for p in m.parameters()]
-        sig = tuple((p.data_ptr(), p._version) for p in params)
+        sig = tuple((id(p), p.data_ptr(), p._version) for m in ms for p in m.parameters())
         if getattr(self, "_stack_sig", None) != sig:
             J, h = ms[0].J, ms[0].h
+            ref = ms[0].enc1.kernel
 
             def st(get):
                 return torch.stack([get(m) for m in ms]).detach()
 
-            gate = torch.ones(4 * h)  # gate order i, j, f, o: the j-gate pre-activation is doubled (see contexts)
+            # gate order i, j, f, o: the j-gate pre-activation is doubled (see contexts)
+            gate = torch.ones(4 * h, device=ref.device, dtype=ref.dtype)
             gate[h: 2 * h] = 2.0
 
             def kern(get):
@@ -354,7 +354,7 @@ class CageEncoder(nn.Module):
 
             def bias(cell):  # TF adds forget_bias to the forget gate's pre-activation
                 b = st(lambda m: getattr(m, cell).bias)
-                fb = torch.tensor([getattr(m, cell).forget_bias for m in ms])
+                fb = torch.tensor([getattr(m, cell).forget_bias for m in ms], device=b.device, dtype=b.dtype)
                 return torch.cat([b[:, :2 * h], b[:, 2 * h: 3 * h] + fb[:, None], b[:, 3 * h:]], dim=1) * gate
 
             self._stack = {

@@ -121,7 +121,7 @@ class RunningMean:
         self.sum += self.buf[self.i]
         self.i = (self.i + 1) % self.k
         self.n = min(self.n + 1, self.k)
-        if self.i == 0:
+        if self.i == 0 or not np.isfinite(self.sum).all():  # a NaN row must leave with its row, not linger
             self.sum = self.buf.sum(axis=0)
         return self.sum / self.n
 

@@ -81,7 +81,7 @@ def load_encoder(spec: str | Path | None = None, device: str = "auto") -> Encode
     impl = CageExtractor.from_checkpoint(path, device=device)
     try:
         impl.trace()  # same numbers, ~1.4x faster on CPU at live batch sizes
-    except RuntimeError as exc:  # a model or device TorchScript cannot trace still works, just slower
+    except Exception as exc:  # noqa: BLE001 - a model, device or torch TorchScript cannot trace works untraced
         print(f"warning: {path}: running the encoder untraced ({exc})", file=sys.stderr)
     meta = _checkpoint_meta(path)
     f = getattr(getattr(impl, "cfg", None), "f", None) or meta.get("f") or meta.get("length")
@@ -236,10 +236,13 @@ def run(cfg: StreamConfig, model: str | None, gallery: str | None, windows_bind:
                 except zmq.Again:
                     break
                 try:
-                    items = decode(frames, expect=(WindowMsg,)).items()
+                    msg = decode(frames, expect=(WindowMsg,))
+                    if msg.windows.shape[1:3] != (encoder.f, J):
+                        raise MessageError(f"windows are {msg.windows.shape[1:3]}, the model takes {(encoder.f, J)}")
                 except MessageError:
                     rt.counters["malformed"] += 1
                     continue
+                items = msg.items()
                 rt.counters["received"] += len(items)
                 backlog.extend(items)
                 while len(backlog) > cfg.windows_hwm:

@@ -154,9 +154,12 @@ class FrameMsg:
         if valid is None or valid.shape != joints.shape[:2] or valid.dtype != bool:
             raise MessageError("frame needs valid (T, J) bool")
         n = joints.shape[0]
+        tracks = _int_list(head, "tracks", n)
+        if len(set(tracks)) != n:
+            raise MessageError("frame lists a track twice")
         return cls(seq=_get(head, "seq", int), frame=_get(head, "frame", int),
                    t_capture=float(_get(head, "t_capture", float)), t_pub=float(_get(head, "t_pub", float)),
-                   tracks=_int_list(head, "tracks", n), joints=joints, valid=valid,
+                   tracks=tracks, joints=joints, valid=valid,
                    producer=_get(head, "producer", str), labels=_str_list(head, "labels", n))
 
 

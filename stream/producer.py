@@ -203,7 +203,7 @@ def open_observations(spec: str, layout: str, fps: float) -> tuple[Iterator[Obse
 
 def run(cfg: StreamConfig, source: str, frames_connect: str, events_addr: str, control_addr: str | None,
         realtime: bool = True, track_offset: int = 0) -> int:
-    """Stage main loop (own process): publish every observation; exit 0 when the source ends.
+    """Stage main loop (own process): publish every source frame; exit 0 when the source ends.
 
     ``track_offset`` is added to every track id: a restarted producer's trackers start counting again, and
     their new tracks must not continue the windows and votes of the old ones.

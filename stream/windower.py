@@ -2,9 +2,11 @@
 
 Binds a PULL socket (producers connect their PUSH sockets, so a restarted producer simply reconnects) and
 connects a PUSH socket to the identify stage. A window ``(f, J, 3)`` leaves every ``stride`` new frames
-once a track has ``f`` frames; the windows one source frame completes leave together in one `WindowMsg`. Joints a frame misses (NaN / not valid) are filled with the same joint's last
-seen position in that track; a window that still has a gap is not emitted (counted as ``incomplete``).
-Malformed messages are counted and dropped; a full downstream queue drops the window (counted).
+once a track has ``f`` frames; the windows one source frame completes leave together in one `WindowMsg`.
+Joints a frame misses (NaN / not valid) are filled with the same joint's last seen position in that track; a
+window that still has a gap is not emitted (counted as ``incomplete``). Malformed messages (and frames whose
+joint count differs from the stream's) are counted and dropped; a full downstream queue drops the frame's
+windows (counted per window).
 """
 from __future__ import annotations
 
@@ -28,8 +30,8 @@ class TrackBuffer:
 
     def push(self, joints: np.ndarray, valid: np.ndarray, now: float) -> None:
         ok = valid & np.isfinite(joints).all(1)
-        if ok.all():
-            pos = joints  # never written to: frames are only read (np.stack makes each window's own copy)
+        if ok.all():  # frames are only read (np.stack makes each window's own copy): a read-only array, as
+            pos = joints if not joints.flags.writeable else joints.copy()  # decoded messages give, is kept as is
         else:
             pos = np.where(ok[:, None], joints, np.nan if self.last_pos is None else self.last_pos)
         self.last_pos = pos = np.asarray(pos, np.float32)
@@ -47,9 +49,18 @@ class Windower:
         self.f, self.stride, self.timeout = f, stride, track_timeout_s
         self.tracks: dict[int, TrackBuffer] = {}
         self.incomplete = 0
+        self.J: int | None = None  # joints per skeleton: fixed by the first frame
 
     def add(self, msg: FrameMsg, now: float) -> list[Window]:
-        """Every track of one source frame; returns the windows it completed (in track order)."""
+        """Every track of one source frame; returns the windows it completed (in track order).
+
+        Raises `MessageError` (nothing changed) when the skeletons have another joint count than before.
+        """
+        J = msg.joints.shape[1]
+        if self.J is None:
+            self.J = J
+        elif J != self.J:
+            raise MessageError(f"frame has {J} joints per skeleton, the stream has {self.J}")
         labels = msg.labels or [""] * len(msg.tracks)
         out = []
         for k, track in enumerate(msg.tracks):
@@ -117,6 +128,7 @@ def run(cfg: StreamConfig, f: int, frames_bind: str, windows_connect: str, event
                 n += 1
                 try:
                     msg = decode(frames, expect=(FrameMsg,))
+                    out = w.add(msg, now)
                 except MessageError:
                     rt.counters["malformed"] += 1
                     continue
@@ -126,7 +138,6 @@ def run(cfg: StreamConfig, f: int, frames_bind: str, windows_connect: str, event
                     rt.counters["frames_lost"] += msg.seq - prev - 1
                 last_seq[msg.producer] = msg.seq
                 rt.counters["skeletons"] += len(msg.tracks)
-                out = w.add(msg, now)
                 if not out:
                     continue
                 try:  # the frame's windows travel together: identify encodes them as one batch

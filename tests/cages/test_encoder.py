@@ -123,3 +123,15 @@ def test_fused_contexts_equal_each_model_run_on_its_own(model, decoder_input, fo
         enc.models[enc.keys()[0]].enc1.kernel.add_(0.05)
     fused, ref = enc.contexts(windows), enc.contexts_per_model(windows)
     assert all(torch.allclose(fused[k], ref[k], atol=1e-6) for k in ref)
+    # ... and so must new parameter objects (load_state_dict(assign=True) replaces them)
+    state = {k: v + 0.03 for k, v in enc.state_dict().items()}
+    enc.load_state_dict(state, assign=True)
+    fused, ref = enc.contexts(windows), enc.contexts_per_model(windows)
+    assert all(torch.allclose(fused[k], ref[k], atol=1e-6) for k in ref)
+
+
+def test_fused_contexts_run_on_the_models_device():
+    """Nothing in the fused pass may be created on the CPU behind the model's back (CUDA, meta, ...)."""
+    enc = CageEncoder(EncoderConfig(J=5, f=4, hidden=8)).eval().to("meta")
+    out = enc.contexts(torch.zeros(2, 4, 5, 3, device="meta"))
+    assert all(c.device.type == "meta" and c.shape == (2, 4, 8) for c in out.values())

@@ -71,6 +71,8 @@ def _frames(header_update=None, arrays=None, topic=b"frame"):
     _frames({"seq": True}),  # bool is not an int here
     _frames({"tracks": [1, 2]}),  # two track ids for one skeleton
     _frames({"tracks": ["1"]}),
+    _frames({"tracks": [4, 4], "labels": ["", ""], "arrays": [{"name": "joints", "dtype": "float32", "shape": [2, 10, 3]},
+                                                           {"name": "valid", "dtype": "bool", "shape": [2, 10]}]}),
     _frames({"labels": [3]}),
     _frames({"t_pub": None}),
     _frames(arrays=[b"\x00" * 10, b"\x01" * 20]),  # byte count does not match the shape

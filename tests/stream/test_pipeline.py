@@ -7,6 +7,7 @@ the real encoder are checked by test_demo.py.
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import zmq
 
@@ -14,6 +15,7 @@ from stream.cmd_demo import enrol_synthetic
 from stream.config import StreamConfig
 from stream.decision import PENDING
 from stream.identify import load_encoder
+from stream.messages import FrameMsg, WindowMsg
 from stream.pipeline import Pipeline
 
 FAKE = "stream_fakes:make_encoder"
@@ -47,11 +49,16 @@ def test_identities_malformed_input_and_producer_restart(tmp_path):
             s.setsockopt(zmq.LINGER, 1000)
             s.connect(addr)
             for junk in ([b"frame", b"{not json"], [b"window", b'{"v": 1, "arrays": []}'], [b"\xff"],
-                         [b"frame", b'{"v": 99}', b"123"]):
+                         [b"frame", b'{"v": 99}', b"123"],
+                         # well formed, but 7 joints in a 20-joint stream / windows the model cannot take
+                         FrameMsg(seq=0, frame=0, t_capture=0.0, t_pub=time.time(), tracks=[555],
+                                  joints=np.zeros((1, 7, 3), np.float32)).to_frames(),
+                         WindowMsg(frame=0, t_pub=time.time(), tracks=[555],
+                                   windows=np.zeros((1, 3, 20, 3), np.float32)).to_frames()):
                 s.send_multipart(junk)
             s.close()
-        assert pipe.run_until(lambda: _counter(pipe, "windower", "malformed") >= 4
-                              and _counter(pipe, "identify", "malformed") >= 4, 10)
+        assert pipe.run_until(lambda: _counter(pipe, "windower", "malformed") >= 6
+                              and _counter(pipe, "identify", "malformed") >= 6, 10)
         pids = {n: pipe.procs[n].proc.pid for n in ("windower", "identify")}
 
         # kill the producer hard: the supervisor restarts it, it reconnects, decisions flow again

@@ -1,5 +1,6 @@
 """Window stage logic: f, stride, joint gap filling, incomplete windows, per-track state."""
 import numpy as np
+import pytest
 
 from stream.messages import FrameMsg
 from stream.windower import Windower
@@ -50,6 +51,17 @@ def test_joint_never_seen_makes_windows_incomplete_and_timeout_resets():
     w.add(frame(1, 5), now=0.05)
     w.expire(now=5.0)
     assert 1 not in w.tracks
+
+
+def test_a_frame_with_another_joint_count_is_refused_and_changes_nothing():
+    from stream.messages import MessageError
+
+    w = Windower(f=3, stride=1, track_timeout_s=10)
+    w.add(frame(1, 0), now=0)
+    odd = FrameMsg(seq=1, frame=1, t_capture=0.0, t_pub=0.0, tracks=[1], joints=np.zeros((1, 7, 3), np.float32))
+    with pytest.raises(MessageError):
+        w.add(odd, now=0.01)
+    assert len(w.tracks[1].frames) == 1
 
 
 def test_one_source_frame_of_many_tracks_gives_their_windows_together():
