@@ -223,6 +223,7 @@ def run(cfg: StreamConfig, model: str | None, gallery: str | None, windows_bind:
     poller = zmq.Poller()
     poller.register(pull, zmq.POLLIN)
     last_reload = time.time()
+    rt.settle()
     rt.state = "running"
     rt.tick(force=True)
     try:

@@ -223,6 +223,7 @@ def run(cfg: StreamConfig, source: str, frames_connect: str, events_addr: str, c
     status = 0
     try:
         groups, paced = open_frames(source, cfg.layout, cfg.fps)
+        rt.settle()
         rt.state = "running"
         t0 = time.time()
         first_capture = None

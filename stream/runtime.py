@@ -7,6 +7,7 @@ so they notice within ``poll_ms`` and close their sockets.
 """
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import time
@@ -44,6 +45,13 @@ class StageRuntime:
 
     def _on_signal(self, *_: object) -> None:
         self.stopping = True
+
+    def settle(self) -> None:
+        """Call once set up (imports, model, sockets): the objects that exist now live as long as the stage, so
+        the garbage collector stops scanning them. A full collection of a stage with torch loaded otherwise takes
+        ~70 ms here, a latency spike whenever it happens to run mid-stream."""
+        gc.collect()
+        gc.freeze()
 
     def send_event(self, msg) -> None:
         try:

@@ -114,6 +114,7 @@ def run(cfg: StreamConfig, f: int, frames_bind: str, windows_connect: str, event
     last_seq: dict[str, int] = {}
     poller = zmq.Poller()
     poller.register(pull, zmq.POLLIN)
+    rt.settle()
     rt.state = "running"
     try:
         while not rt.stopping:
