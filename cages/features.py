@@ -12,8 +12,11 @@ so callers never normalise themselves.
 * ``rn_rows(w) -> (B, f, D_rn)``: what the recognition network reads: the AP rows (= ``frame_level``), plus,
   only when ``rn_bones`` is set, the window's z-scored mean bone lengths repeated on every row.
 * ``embed(w) -> (B, D)``: the single retrieval embedding (P2 protocol, live gallery; compare with Euclidean
-  distance): ``[ normalize(mean_t AP row) ; bone_weight · zscore(mean bone lengths) / sqrt(n_bones) ]``.
-  With ``bone_weight = 0`` (faithful mode) it is just the L2-normalised mean AP row.
+  distance): ``[ normalize(r) ; bone_weight · zscore(mean bone lengths) / sqrt(n_bones) ]`` where ``r`` is, by
+  ``FeatureConfig.readout``, the mean AP row (``ap``, the paper's CAGEs; faithful mode) or the concatenated
+  L2-normalised contrastive projections ``z`` of every axis/task model (``head``; improved mode). The
+  contrastive loss shapes ``z`` directly (windows of one walk close together), and on the real UCalgary walks
+  it retrieves far better than the AP rows (docs/model.md). With ``bone_weight = 0`` the cue is absent.
 """
 from __future__ import annotations
 
@@ -29,6 +32,9 @@ import torch.nn.functional as F
 from cages.encoder import CageEncoder, ConfigError, EncoderConfig, config_from_dict, key
 
 
+READOUTS = ("ap", "head")
+
+
 @dataclass
 class FeatureConfig:
     """Input normalisation and extra cues; stored in ``encoder.json`` next to the weights."""
@@ -39,6 +45,7 @@ class FeatureConfig:
     bone_std: list[float] = field(default_factory=list)
     bone_weight: float = 0.0  # weight of the bone-length cue in `embed`; 0 = off (faithful)
     rn_bones: bool = False  # also append the z-scored bone lengths to the RN rows (measured: no gain on UCalgary)
+    readout: str = "ap"  # what `embed` reads: ap = mean AP row (the paper's CAGEs) | head = contrastive projections
     batch_size: int = 1024  # windows per forward pass inside the extractor
 
     def to_dict(self) -> dict:
@@ -46,7 +53,10 @@ class FeatureConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "FeatureConfig":
-        return config_from_dict(cls, d, "feature")
+        fc = config_from_dict(cls, d, "feature")
+        if fc.readout not in READOUTS:
+            raise ConfigError(f"feature readout must be one of {', '.join(READOUTS)} (got {fc.readout!r})")
+        return fc
 
     @property
     def use_bones(self) -> bool:
@@ -83,7 +93,9 @@ class CageExtractor:
         self.features = config or FeatureConfig()
         self.meta: dict = {}
         self._rows = _APRows(self.model)
+        self._heads = _HeadRows(self.model)
         self._traced: torch.jit.ScriptModule | None = None
+        self._traced_head: torch.jit.ScriptModule | None = None
 
     # ---- construction -----------------------------------------------------------------------------------
     @classmethod
@@ -128,17 +140,31 @@ class CageExtractor:
             return self._traced(w)
         return self._rows(w)
 
+    def _head(self, w: torch.Tensor) -> torch.Tensor:
+        if self._traced_head is not None:
+            return self._traced_head(w)
+        return self._heads(w)
+
     def trace(self) -> "CageExtractor":
-        """Run the AP pass as a traced, frozen TorchScript graph from now on (inference only).
+        """Run the pass `embed` needs (AP rows or head projections, by ``readout``) as a traced, frozen
+        TorchScript graph from now on (inference only).
 
         Same numbers (checked here on a random batch); on CPU about 1.4x faster at the small batches of the
         live pipeline, because the Python cost of ~300 small tensor ops per pass is gone. The weights are baked
         in: use it for a loaded model, not one that is still training. Returns ``self``.
         """
+        sample = torch.randn(3, self.cfg.f, self.cfg.J, 3, generator=torch.Generator().manual_seed(0)).to(self.device)
+        if self.features.readout == "head":
+            self._traced_head = self._trace(self._heads, sample)
+        else:
+            self._traced = self._trace(self._rows, sample)
+        return self
+
+    @staticmethod
+    def _trace(mod: torch.nn.Module, sample: torch.Tensor) -> torch.jit.ScriptModule:
         import warnings
 
-        mod = self._rows.eval()
-        sample = torch.randn(3, self.cfg.f, self.cfg.J, 3, generator=torch.Generator().manual_seed(0)).to(self.device)
+        mod = mod.eval()
         with torch.no_grad(), warnings.catch_warnings():
             # the Python ints the pass reads from shapes are constant indeed (`_batches` enforces f and J; the
             # batch size stays symbolic: checked at several sizes in the tests)
@@ -150,8 +176,7 @@ class CageExtractor:
             probe = sample[:2] * 0.5
             if not torch.allclose(traced(probe), mod(probe), atol=1e-5):
                 raise RuntimeError("traced encoder differs from the eager one")
-        self._traced = traced
-        return self
+        return traced
 
     def _bone_cue(self, w: torch.Tensor) -> torch.Tensor:
         fc = self.features
@@ -201,7 +226,8 @@ class CageExtractor:
         """Retrieval embedding ``(B, D)``; see the module docstring. Compare with Euclidean distance."""
         out = []
         for w in self._batches(windows):
-            e = F.normalize(self._ap(w).mean(dim=1), dim=-1)
+            r = self._head(w) if self.features.readout == "head" else self._ap(w).mean(dim=1)
+            e = F.normalize(r, dim=-1)
             if self.features.use_bones:
                 nb = len(self.features.bones)
                 e = torch.cat([e, self.features.bone_weight * self._bone_cue(w) / nb**0.5], dim=-1)
@@ -210,7 +236,8 @@ class CageExtractor:
 
     @property
     def d_embed(self) -> int:
-        return self.cfg.d_ap + (len(self.features.bones) if self.features.use_bones else 0)
+        d = len(self.model.keys()) * self.cfg.head_dim if self.features.readout == "head" else self.cfg.d_ap
+        return d + (len(self.features.bones) if self.features.use_bones else 0)
 
     @property
     def fingerprint(self) -> str:
@@ -240,6 +267,20 @@ class _APRows(torch.nn.Module):
         ctx = self.model.contexts(w)  # {task_axis: (B, f, h)}
         per_axis = [torch.cat([ctx[key(t, a)] for t in cfg.feature_blocks], dim=-1) for a in cfg.axes]
         return torch.cat(per_axis, dim=-1).float()
+
+
+class _HeadRows(torch.nn.Module):
+    """Normalised windows ``(B, f, J, 3)`` -> ``(B, models·head_dim)``: every axis/task model's contrastive
+    projection of its context matrix, each L2-normalised, concatenated."""
+
+    def __init__(self, model: CageEncoder) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        ctx = self.model.contexts(w)
+        return torch.cat([F.normalize(self.model.models[k].project(ctx[k]), dim=-1) for k in self.model.keys()],
+                         dim=-1).float()
 
 
 def resolve_device(device: str) -> str:

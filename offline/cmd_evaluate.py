@@ -45,8 +45,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--encoder-data", default="run1,all",
                    help="UCALGARY: which windows train the encoder, comma-separated: run1 (no labels, Run1 only, "
                         "comparable to the peers) and/or all (transductive: every run, probes included)")
+    g.add_argument("--runs", default=None,
+                   help="UCALGARY: folder of the per-seed CAGE runs (finished ones are reused; default: --out)")
     g.add_argument("--seeds", type=int, default=1, help="repeat training + evaluation with seeds 0..N-1; mean ± std")
     g.add_argument("--device", default="auto", help="torch device for CAGEs (auto, cpu, cuda, 0)")
+    g.add_argument("--readout", choices=("ap", "head"), default=None,
+                   help="override the CAGE retrieval embedding: ap (mean AP row, the paper's) or head (contrastive "
+                        "projections, the improved default); P2 only, the RN is unchanged (default: as trained)")
+    g.add_argument("--bone-weight", type=float, default=None,
+                   help="override the bone-length cue weight of the retrieval embedding (default: as trained)")
+    g.add_argument("--people", default=None,
+                   help="UCALGARY, P2 only: evaluate on these subjects only, e.g. 1,3,5,7,9,12,14 (choose settings "
+                        "on some people, check them on the others); the encoder still trains on every subject")
     g = parser.add_argument_group("output")
     g.add_argument("--out", default=None, help="report folder (default: the run folder with --RN_dir, else "
                    "runs/eval_<DATASET>_f<f>)")

@@ -147,16 +147,22 @@ def baseline_methods(gallery: WindowSet, names: tuple[str, ...] | None = None) -
     return out
 
 
-def cage_method(run_dir, name: str = "CAGEs", seed: int | None = None, device: str = "cpu") -> Method:
+def cage_method(run_dir, name: str = "CAGEs", seed: int | None = None, device: str = "cpu",
+                readout: str | None = None, bone_weight: float | None = None) -> Method:
     """CAGEs from a run folder written by `cagereid train` (``encoder.pt|json``, optional ``rn.pt|json``).
 
-    P2 uses the extractor's window embedding; P1 uses the recognition network when the folder has one."""
+    P2 uses the extractor's window embedding; P1 uses the recognition network when the folder has one.
+    ``readout`` / ``bone_weight`` override the checkpoint's embedding settings (the RN is unaffected)."""
     run_dir = Path(run_dir)
     if not (run_dir / "encoder.pt").is_file():
         raise UserError(f"{run_dir / 'encoder.pt'}: not found (expected a run folder written by `cagereid train`)")
     from cages.features import CageExtractor
 
     extractor = CageExtractor.from_checkpoint(run_dir, device=device)
+    if readout is not None:
+        extractor.features.readout = readout
+    if bone_weight is not None:
+        extractor.features.bone_weight = float(bone_weight)
     scores = None
     if (run_dir / "rn.pt").is_file():
         scores = _rn_scorer(run_dir, extractor, device)
@@ -379,8 +385,13 @@ def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...]
                  protocols: tuple[str, ...] = ("p1", "p2"), distances: tuple[str, ...] = DISTANCES,
                  encoder_data: tuple[str, ...] = ("run1", "all"), run_dir=None, device: str = "auto",
                  config: str | None = None, epochs: int | None = None, rn_epochs: int | None = None,
-                 say=print) -> tuple[list[dict], dict]:
+                 say=print, readout: str | None = None, bone_weight: float | None = None,
+                 people: tuple[int, ...] | None = None, runs_dir=None) -> tuple[list[dict], dict]:
     """The real-data protocol: gallery Run1, probes Run2 (same) and Run3-6 (cross, limp); sub10 dropped.
+
+    ``people`` restricts gallery and probes to these subject numbers (P2 only: the encoder and the RN still
+    train on every subject's Run1), e.g. to choose a setting on half of the subjects and check it on the rest.
+    The per-seed CAGE runs live in ``runs_dir`` (default ``out_dir``); finished ones are reused.
 
     Gallery and probe windows do not overlap (stride f: 20 per 120-frame walk at f = 6). The encoder trains
     without labels on Run1's stride-1 windows (``run1``, comparable to the peers in shared/notes/benchmarks.md)
@@ -393,6 +404,17 @@ def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...]
     data = load_ucalgary(root)
     gallery = ucalgary_windows(data, f, P.UCALGARY_RUNS["gallery"], stride=f)
     pairs = [(p.name, ucalgary_windows(data, f, p.runs_probe, stride=f)) for p in P.UCALGARY_PROTOCOLS]
+    if people:
+        missing = sorted(set(people) - {int(x) for x in np.unique(gallery.pids)})
+        if missing:
+            raise UserError(f"--people: no such subject(s) {missing} (have {sorted(np.unique(gallery.pids).tolist())})")
+        if "p1" in protocols:
+            raise UserError("--people needs --protocol p2 (the recognition network knows every subject)")
+
+        def keep(ws):
+            return ws.subset(np.flatnonzero(np.isin(ws.pids, people)))
+
+        gallery, pairs = keep(gallery), [(n, keep(w)) for n, w in pairs]
     meta = {"dataset": "UCALGARY", "data_root": str(root), "f": f, "people": len(data.subjects),
             "gallery": f"Run1, {gallery.n} windows (stride f)",
             "probes": ", ".join(f"{n}: {w.split} {w.n} windows" for n, w in pairs),
@@ -400,6 +422,10 @@ def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...]
                                             + "/".join(Path(k).relative_to(data.root).parts[:2])
                                             for d, k in data.duplicates) or "none",
             "skipped files": len(data.skipped), "seeds": seeds}
+    if people:
+        meta["people"] = ", ".join(str(x) for x in people)
+    if readout is not None or bone_weight is not None:
+        meta["embedding override"] = f"readout {readout or 'as trained'}, bone weight {bone_weight if bone_weight is not None else 'as trained'}"
     rows: list[dict] = []
     for m in baseline_methods(gallery, tuple(x for x in methods if x != "cage")):
         g_emb = m.embed(gallery.windows)
@@ -421,12 +447,15 @@ def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...]
             enc_train = ucalgary_windows(data, f, runs, stride=1 if variant == "run1" else 3)
             label = "CAGEs (Run1 encoder)" if variant == "run1" else "CAGEs (all runs, transductive)"
             for seed in range(seeds):
-                d = Path(out_dir) / f"cage_{variant}_seed{seed}"
-                say(f"{label} seed {seed}: training into {d} ({enc_train.n} encoder windows, {rn_train.n} RN windows)")
+                d = Path(runs_dir or out_dir) / f"cage_{variant}_seed{seed}"
+                if (d / "encoder.pt").is_file() and (d / "rn.pt").is_file():
+                    say(f"{label} seed {seed}: reusing the finished run {d}")
+                else:
+                    say(f"{label} seed {seed}: training into {d} ({enc_train.n} encoder windows, {rn_train.n} RN windows)")
                 train_cage_run(enc_train, rn_train, d, seed, device, config, epochs, rn_epochs)
                 cage_runs.append((label, seed, d))
     for label, seed, d in cage_runs:
-        m = cage_method(d, label, seed, device)
+        m = cage_method(d, label, seed, device, readout, bone_weight)
         g_emb = m.embed(gallery.windows)
         for name, probe in pairs:
             rows += evaluate_pair(m, gallery, probe, name, protocols, distances, gallery_emb=g_emb)
@@ -439,7 +468,8 @@ def run_dataset(root, dataset: str, f: int, layout: str = "auto", view: int | No
                 methods: tuple[str, ...] = ("cage", "raw-kNN", "D13-kNN"), protocols: tuple[str, ...] = ("p1", "p2"),
                 distances: tuple[str, ...] = DISTANCES, run_dir=None, train: bool = False, seeds: int = 1,
                 out_dir=None, device: str = "auto", config: str | None = None, epochs: int | None = None,
-                rn_epochs: int | None = None, say=print) -> tuple[list[dict], dict]:
+                rn_epochs: int | None = None, say=print, readout: str | None = None,
+                bone_weight: float | None = None) -> tuple[list[dict], dict]:
     """Every gallery/probe pair of a benchmark in the CAGE or P2 layout. CAGEs come from ``run_dir`` or, with
     ``train``, are trained per seed (and per CASIA-B view) on the training split; otherwise only baselines."""
     layout = detect_layout(root, dataset, f) if layout == "auto" else layout
@@ -452,7 +482,7 @@ def run_dataset(root, dataset: str, f: int, layout: str = "auto", view: int | No
         cages: list[Method] = []
         if "cage" in methods:
             if run_dir is not None:
-                cages = cache.setdefault(0, [cage_method(run_dir, "CAGEs", None, device)])
+                cages = cache.setdefault(0, [cage_method(run_dir, "CAGEs", None, device, readout, bone_weight)])
             elif train:
                 if id(splits) not in cache:
                     tag = "" if proto.view is None else f"_view{proto.view}"
@@ -462,7 +492,7 @@ def run_dataset(root, dataset: str, f: int, layout: str = "auto", view: int | No
                         say(f"CAGEs seed {seed}: training into {d}")
                         train_cage_run(splits["train"], splits["train"] if proto.gallery == "train" else splits[proto.gallery],
                                        d, seed, device, config, epochs, rn_epochs)
-                        ms.append(cage_method(d, "CAGEs", seed, device))
+                        ms.append(cage_method(d, "CAGEs", seed, device, readout, bone_weight))
                     cache[id(splits)] = ms
                 cages = cache[id(splits)]
         rows += evaluate_protocols([(proto, splits)], cages, protocols,
@@ -500,14 +530,24 @@ def main(args) -> int:
     out = Path(args.out) if args.out else (run_dir if run_dir is not None else Path("runs") / f"eval_{ds}_f{f}")
     say = _progress_printer()
     common = dict(methods=methods, protocols=protocols, distances=distances, device=args.device,
-                  config=args.config, epochs=args.epochs, rn_epochs=args.rn_epochs, say=say)
+                  config=args.config, epochs=args.epochs, rn_epochs=args.rn_epochs, say=say,
+                  readout=args.readout, bone_weight=args.bone_weight)
     if ds == "UCALGARY":
         if common["config"] is None and DEFAULT_UCALGARY_CONFIG.is_file():
             common["config"] = str(DEFAULT_UCALGARY_CONFIG)
         root = args.data_root or str(Path("..") / "shared" / "data" / "ucalgary_gait")
         enc = tuple(v.strip() for v in args.encoder_data.split(",") if v.strip())
-        rows, meta = run_ucalgary(root, f, out, args.seeds, encoder_data=enc, run_dir=run_dir, **common)
+        people = None
+        if args.people:
+            try:
+                people = tuple(int(x) for x in args.people.split(",") if x.strip())
+            except ValueError:
+                raise UserError(f"--people: expected subject numbers like 1,3,5 (got {args.people!r})") from None
+        rows, meta = run_ucalgary(root, f, out, args.seeds, encoder_data=enc, run_dir=run_dir, people=people,
+                                  runs_dir=args.runs, **common)
     else:
+        if args.people or args.runs:
+            raise UserError("--people and --runs apply to --dataset UCALGARY only")
         root = args.data_root or "Datasets"
         train = args.train and run_dir is None
         if "cage" in methods and run_dir is None and not train:

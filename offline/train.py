@@ -74,7 +74,8 @@ class TrainConfig:
     con_weight: float = 1.0
     val_frac: float | None = None  # tail of each recording held out for selection; None: 0 faithful, 0.15 improved
     centre: str | None = None  # none | root (layout hip centre) | joint0; None: faithful none (CASIA_B joint0), improved root
-    bone_weight: float | None = None  # bone-length cue in embed/RN rows; None: 0 faithful, 1.0 improved
+    bone_weight: float | None = None  # bone-length cue in embed (and RN rows); None: 0 faithful, 0.5 improved
+    readout: str | None = None  # what the retrieval embedding reads: ap | head; None: ap faithful, head improved
     encoder_subset: bool | None = None  # BIWI: encoder sees the first N−⌈N/3⌉ windows only; None: faithful True
     rn_epochs: int | None = None  # None = original (BIWI/IAS 300, KGBD 200, KS20 800, CASIA_B 1000)
     rn_batch_size: int = 128
@@ -97,6 +98,8 @@ class TrainConfig:
             raise ConfigError(f"positives must be adjacent or metadata (got {self.positives!r})")
         if self.rn_select not in (None, "probe", "val", "last"):
             raise ConfigError(f"rn_select must be probe, val or last (got {self.rn_select!r})")
+        if self.readout not in (None, "ap", "head"):
+            raise ConfigError(f"readout must be ap or head (got {self.readout!r})")
         if self.centre not in (None, "none", "root", "joint0"):
             raise ConfigError(f"centre must be none, root or joint0 (got {self.centre!r})")
 
@@ -117,7 +120,8 @@ class TrainConfig:
             reduction=("sum" if F else "mean") if self.reduction is None else self.reduction,
             val_frac=(0.0 if F else 0.15) if self.val_frac is None else self.val_frac,
             centre=(("joint0" if ds == "CASIA_B" else "none") if F else "root") if self.centre is None else self.centre,
-            bone_weight=(0.0 if F else 1.0) if self.bone_weight is None else self.bone_weight,
+            bone_weight=(0.0 if F else 0.5) if self.bone_weight is None else self.bone_weight,
+            readout=("ap" if F else "head") if self.readout is None else self.readout,
             encoder_subset=(F and ds == "BIWI") if self.encoder_subset is None else self.encoder_subset,
             rn_epochs=(RN_EPOCHS[ds] if F else min(RN_EPOCHS[ds], 100)) if self.rn_epochs is None else self.rn_epochs,
             rn_weight_decay=(0.0 if F else 1e-3) if self.rn_weight_decay is None else self.rn_weight_decay,
@@ -196,7 +200,7 @@ def feature_config(train: WindowSet, cfg: TrainConfig) -> FeatureConfig:
         centre = list(layout.root_joints) if layout is not None else [0]
     elif cfg.centre == "joint0":
         centre = [0]
-    fc = FeatureConfig(centre=centre, bone_weight=float(cfg.bone_weight))
+    fc = FeatureConfig(centre=centre, bone_weight=float(cfg.bone_weight), readout=cfg.readout)
     if cfg.bone_weight > 0 and layout is not None and layout.J == train.J:
         bones = [[int(i), int(j)] for i, j in layout.bones]
         bl = bone_lengths(normalise_windows(train.windows, centre), bones)

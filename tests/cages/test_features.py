@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from cages.encoder import CageEncoder, EncoderConfig
+from cages.encoder import CageEncoder, ConfigError, EncoderConfig
 from cages.features import CageExtractor, FeatureConfig, bone_lengths, normalise_windows
 
 
@@ -106,3 +106,20 @@ def test_traced_extractor_gives_the_eager_numbers_at_any_batch_size():
         w = windows(n, seed=n)
         assert torch.allclose(traced.embed(w), eager.embed(w), atol=1e-5)
         assert torch.allclose(traced.frame_level(w), eager.frame_level(w), atol=1e-5)
+
+
+def test_head_readout_embeds_the_normalised_projections_of_every_model():
+    torch.manual_seed(2)
+    enc = CageEncoder(EncoderConfig(J=5, f=4, hidden=8, head_hidden=8, head_dim=6))
+    fc = FeatureConfig(centre=[0], bones=[[0, 1], [1, 2]], bone_mean=[0.0, 0.0], bone_std=[1.0, 1.0], bone_weight=0.5,
+                       readout="head")
+    ext = CageExtractor(enc, fc)
+    w = windows(5)
+    e = ext.embed(w)
+    assert e.shape == (5, 3 * 6 + 2) == (5, ext.d_embed)
+    ctx = enc.contexts(normalise_windows(w, [0]))
+    z = torch.cat([torch.nn.functional.normalize(enc.models[k].project(ctx[k]), dim=-1) for k in enc.keys()], -1)
+    assert torch.allclose(e[:, :18], torch.nn.functional.normalize(z, dim=-1), atol=1e-5)
+    assert torch.allclose(ext.trace().embed(w), e, atol=1e-5)  # the traced head pass gives the same numbers
+    with pytest.raises(ConfigError):
+        FeatureConfig.from_dict({"readout": "mean"})

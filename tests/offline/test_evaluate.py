@@ -159,6 +159,20 @@ def test_ucalgary_baselines_real_data(tmp_path):
                and r["level"] == "window")
     assert row["n_probes"] == 13 * 20  # sub10 (copy of sub4) dropped, 20 non-overlapping windows per walk
     assert 0.7 < row["rank1"] < 0.9
+    # a subset of the people (choose settings on some, check on the others)
+    _, half = _evaluate(tmp_path / "half", "UCALGARY", DATA, "--protocol", "p2", "--distance", "euclidean",
+                        "--people", "1,3,5", length=6)
+    row = next(r for r in half["rows"] if r["method"] == "raw-kNN" and r["split"] == "UCALGARY-same"
+               and r["level"] == "window")
+    assert row["n_probes"] == 3 * 20 and half["meta"]["people"] == "1, 3, 5"
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason=f"real UCalgary data not found at {DATA}")
+def test_people_subset_needs_p2_and_known_subjects(tmp_path, capsys):
+    for extra in (["--people", "1,3"], ["--protocol", "p2", "--people", "1,99"]):
+        rc = cli.main(["evaluate", "--dataset", "UCALGARY", "--data-root", str(DATA), "--length", "6",
+                       "--methods", "raw-kNN", "--out", str(tmp_path / "o"), *extra])
+        assert rc == 2 and "--people" in capsys.readouterr().err
 
 
 def test_train_and_evaluate_cages_tiny(tmp_path):
@@ -188,6 +202,12 @@ def test_train_and_evaluate_cages_tiny(tmp_path):
     assert rc == 0
     rows = json.loads((tmp_path / "o2" / "report.json").read_text())["rows"]
     assert rows and {r["method"] for r in rows} == {"CAGEs"} and {r["protocol"] for r in rows} == {"P1"}
+    # the retrieval readout can be overridden at evaluation time (improved runs read the heads by default)
+    from offline.evaluate import cage_method
+
+    w = synth("KGBD", "test", 20).windows[:5]
+    head, ap = (cage_method(out / "cage_KGBD_f4_seed0", readout=r).embed(w) for r in ("head", "ap"))
+    assert head.shape[1] != ap.shape[1] and np.allclose(head, cage_method(out / "cage_KGBD_f4_seed0").embed(w))
 
 
 def test_bad_config_key_is_a_user_error(tmp_path, capsys):

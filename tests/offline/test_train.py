@@ -21,6 +21,7 @@ def test_modes_resolve_to_the_documented_defaults():
     assert TrainConfig(dataset="CASIA_B", mode="faithful", t=0.3).resolved().t == 0.3  # CASIA-B honours --t
     i = TrainConfig(dataset="BIWI", t=0.3).resolved()
     assert (i.t, i.l2, i.reduction, i.positives, i.rn_select, i.centre) == (0.3, 0.0, "mean", "metadata", "val", "root")
+    assert (f.readout, f.bone_weight, i.readout, i.bone_weight) == ("ap", 0.0, "head", 0.5)
     assert TrainConfig(dataset="KGBD").resolved().t == 0.5 and TrainConfig().resolved().epochs == 400
     e = TrainConfig(mode="faithful").encoder_config(20)
     assert e.dummy_copies and e.head_init == "normal" and e.decoder_input == "zero"
