@@ -241,12 +241,18 @@ class CageExtractor:
 
     @property
     def fingerprint(self) -> str:
-        """Short stable hash of the weights and the feature config (a gallery stores it)."""
+        """Short stable hash of the weights and the feature config (a gallery stores it).
+
+        ``readout: ap`` is left out, so checkpoints written before the readout existed keep their fingerprint
+        (and their galleries); any other readout changes it, as it changes every embedding."""
         h = hashlib.sha256()
         for name, t in sorted(self.model.state_dict().items()):
             h.update(name.encode())
             h.update(t.detach().cpu().contiguous().float().numpy().tobytes())
-        h.update(json.dumps(self.features.to_dict(), sort_keys=True).encode())
+        fc = self.features.to_dict()
+        if fc.get("readout") == "ap":
+            fc.pop("readout")
+        h.update(json.dumps(fc, sort_keys=True).encode())
         return h.hexdigest()[:12]
 
     @staticmethod

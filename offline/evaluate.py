@@ -152,21 +152,33 @@ def cage_method(run_dir, name: str = "CAGEs", seed: int | None = None, device: s
     """CAGEs from a run folder written by `cagereid train` (``encoder.pt|json``, optional ``rn.pt|json``).
 
     P2 uses the extractor's window embedding; P1 uses the recognition network when the folder has one.
-    ``readout`` / ``bone_weight`` override the checkpoint's embedding settings (the RN is unaffected)."""
+    ``readout`` / ``bone_weight`` override the checkpoint's embedding settings (the RN keeps the checkpoint's)."""
     run_dir = Path(run_dir)
     if not (run_dir / "encoder.pt").is_file():
         raise UserError(f"{run_dir / 'encoder.pt'}: not found (expected a run folder written by `cagereid train`)")
-    from cages.features import CageExtractor
+    from cages.features import READOUTS, CageExtractor
 
     extractor = CageExtractor.from_checkpoint(run_dir, device=device)
+    rn_extractor = extractor
+    if readout is not None or bone_weight is not None:
+        rn_extractor = CageExtractor.from_checkpoint(run_dir, device=device)  # the RN reads what it was trained on
     if readout is not None:
+        if readout not in READOUTS:
+            raise UserError(f"readout must be one of {', '.join(READOUTS)} (got {readout!r})")
         extractor.features.readout = readout
     if bone_weight is not None:
+        if bone_weight < 0:
+            raise UserError(f"--bone-weight must be >= 0 (got {bone_weight})")
+        if bone_weight > 0 and not extractor.features.bones:
+            raise UserError(f"{run_dir}: trained without the bone-length cue (no bone statistics stored), so "
+                            "--bone-weight cannot add it")
         extractor.features.bone_weight = float(bone_weight)
     scores = None
     if (run_dir / "rn.pt").is_file():
-        scores = _rn_scorer(run_dir, extractor, device)
-    return Method(name, lambda w: _np(extractor.embed(w)), scores, seed, note=str(run_dir))
+        scores = _rn_scorer(run_dir, rn_extractor, device)
+    fc = extractor.features
+    return Method(name, lambda w: _np(extractor.embed(w)), scores, seed,
+                  note=f"{run_dir} (readout {fc.readout}, bone weight {fc.bone_weight})")
 
 
 def _rn_scorer(run_dir, extractor, device: str):
@@ -343,6 +355,8 @@ def train_cage_run(train: WindowSet, rn_train: WindowSet, out_dir, seed: int, de
 
     out_dir = Path(out_dir)
     if (out_dir / "encoder.pt").is_file() and (out_dir / "rn.pt").is_file():
+        _check_reusable(out_dir, train, load_train_config(config, train.dataset, train.f, seed, device, epochs,
+                                                          rn_epochs).resolved())
         return out_dir
     cfg = load_train_config(config, train.dataset, train.f, seed, device, epochs, rn_epochs)
     t0 = time.time()
@@ -368,6 +382,25 @@ def train_cage_run(train: WindowSet, rn_train: WindowSet, out_dir, seed: int, de
         "epochs": rcfg.rn_epochs, "seed": seed, "encoder_fingerprint": extractor.fingerprint,
         "seconds": {"encoder": t_enc, "total": time.time() - t0}, "command": "cagereid evaluate (harness)"})
     return out_dir
+
+
+def _check_reusable(run: Path, train: WindowSet, cfg) -> None:
+    """A finished run is reused only if it was trained for this request (f, layout and training settings)."""
+    import json
+
+    try:
+        meta = json.loads((run / "encoder.json").read_text())
+    except (OSError, ValueError):
+        raise UserError(f"{run}: a finished run without a readable encoder.json; remove it or use another --out") from None
+    stored = meta.get("train_config", {})
+    want = cfg.to_dict()
+    keys = ("mode", "hidden", "epochs", "t", "max_shift", "attention", "model", "seed")
+    diff = [k for k in keys if k in stored and stored[k] != want.get(k)]
+    if meta.get("f") not in (None, train.f):
+        diff.insert(0, "f")
+    if diff:
+        raise UserError(f"{run}: finished run trained with other settings ({', '.join(diff)}); use another "
+                        "--out/--runs folder or remove it")
 
 
 # --- entry points -------------------------------------------------------------------------------------
@@ -538,15 +571,19 @@ def main(args) -> int:
         root = args.data_root or str(Path("..") / "shared" / "data" / "ucalgary_gait")
         enc = tuple(v.strip() for v in args.encoder_data.split(",") if v.strip())
         people = None
-        if args.people:
+        if args.people is not None:
             try:
                 people = tuple(int(x) for x in args.people.split(",") if x.strip())
             except ValueError:
-                raise UserError(f"--people: expected subject numbers like 1,3,5 (got {args.people!r})") from None
+                people = ()
+            if not people:
+                raise UserError(f"--people: expected subject numbers like 1,3,5 (got {args.people!r})")
+        if args.runs and run_dir is not None:
+            raise UserError("--runs is for the runs evaluate trains; --RN_dir/--best_model name one run already")
         rows, meta = run_ucalgary(root, f, out, args.seeds, encoder_data=enc, run_dir=run_dir, people=people,
                                   runs_dir=args.runs, **common)
     else:
-        if args.people or args.runs:
+        if args.people is not None or args.runs:
             raise UserError("--people and --runs apply to --dataset UCALGARY only")
         root = args.data_root or "Datasets"
         train = args.train and run_dir is None
@@ -555,6 +592,9 @@ def main(args) -> int:
             common["methods"] = tuple(m for m in methods if m != "cage")
         rows, meta = run_dataset(root, ds, f, args.layout, args.view, run_dir=run_dir, train=train,
                                  seeds=args.seeds, out_dir=out, **common)
+        if args.readout is not None or args.bone_weight is not None:
+            meta["embedding override"] = (f"readout {args.readout or 'as trained'}, bone weight "
+                                          f"{args.bone_weight if args.bone_weight is not None else 'as trained'}")
     if len(sys.argv) > 1 and sys.argv[1] == "evaluate":
         meta["command"] = "cagereid " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     meta["protocols"] = ", ".join(p.upper() for p in protocols)

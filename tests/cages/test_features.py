@@ -120,6 +120,24 @@ def test_head_readout_embeds_the_normalised_projections_of_every_model():
     ctx = enc.contexts(normalise_windows(w, [0]))
     z = torch.cat([torch.nn.functional.normalize(enc.models[k].project(ctx[k]), dim=-1) for k in enc.keys()], -1)
     assert torch.allclose(e[:, :18], torch.nn.functional.normalize(z, dim=-1), atol=1e-5)
-    assert torch.allclose(ext.trace().embed(w), e, atol=1e-5)  # the traced head pass gives the same numbers
+    ext.trace()
+    assert ext._traced_head is not None and ext._traced is None  # only the pass embed needs is traced ...
+    assert torch.allclose(ext.embed(w), e, atol=1e-5)  # ... and it gives the same numbers
     with pytest.raises(ConfigError):
         FeatureConfig.from_dict({"readout": "mean"})
+
+
+def test_fingerprint_ignores_the_default_readout_and_follows_any_other(extractor):
+    """Checkpoints from before the readout existed keep their fingerprint (so their galleries still match)."""
+    import hashlib
+    import json
+
+    h = hashlib.sha256()  # the fingerprint as computed before `readout` was a feature setting
+    for name, t in sorted(extractor.model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().float().numpy().tobytes())
+    old = {k: v for k, v in extractor.features.to_dict().items() if k != "readout"}
+    h.update(json.dumps(old, sort_keys=True).encode())
+    assert extractor.features.readout == "ap" and extractor.fingerprint == h.hexdigest()[:12]
+    head = CageExtractor(extractor.model, FeatureConfig(centre=[0], readout="head"))
+    assert head.fingerprint != extractor.fingerprint

@@ -165,11 +165,12 @@ def test_ucalgary_baselines_real_data(tmp_path):
     row = next(r for r in half["rows"] if r["method"] == "raw-kNN" and r["split"] == "UCALGARY-same"
                and r["level"] == "window")
     assert row["n_probes"] == 3 * 20 and half["meta"]["people"] == "1, 3, 5"
+    assert half["meta"]["gallery"].startswith("Run1, 60 windows")  # the gallery is restricted too
 
 
 @pytest.mark.skipif(not DATA.is_dir(), reason=f"real UCalgary data not found at {DATA}")
 def test_people_subset_needs_p2_and_known_subjects(tmp_path, capsys):
-    for extra in (["--people", "1,3"], ["--protocol", "p2", "--people", "1,99"]):
+    for extra in (["--people", "1,3"], ["--protocol", "p2", "--people", "1,99"], ["--protocol", "p2", "--people", ","]):
         rc = cli.main(["evaluate", "--dataset", "UCALGARY", "--data-root", str(DATA), "--length", "6",
                        "--methods", "raw-kNN", "--out", str(tmp_path / "o"), *extra])
         assert rc == 2 and "--people" in capsys.readouterr().err
@@ -206,8 +207,27 @@ def test_train_and_evaluate_cages_tiny(tmp_path):
     from offline.evaluate import cage_method
 
     w = synth("KGBD", "test", 20).windows[:5]
-    head, ap = (cage_method(out / "cage_KGBD_f4_seed0", readout=r).embed(w) for r in ("head", "ap"))
-    assert head.shape[1] != ap.shape[1] and np.allclose(head, cage_method(out / "cage_KGBD_f4_seed0").embed(w))
+    run = out / "cage_KGBD_f4_seed0"
+    head, ap = (cage_method(run, readout=r).embed(w) for r in ("head", "ap"))
+    assert head.shape[1] != ap.shape[1] and np.allclose(head, cage_method(run).embed(w))
+    nob = cage_method(run, bone_weight=0.0)
+    assert nob.embed(w).shape[1] == head.shape[1] - 19  # kinect_v1's 19 bones left out of the embedding
+    assert nob.scores(w)[0].shape == cage_method(run).scores(w)[0].shape  # the RN keeps what it was trained on
+    from offline.evaluate import UserError
+
+    with pytest.raises(UserError):
+        cage_method(run, readout="mean")
+    # the override is reported, and a finished run is only reused for the settings it was trained with
+    rc = cli.main(["evaluate", "--dataset", "KGBD", "--data-root", str(tmp_path / "Datasets"), "--length", "4",
+                   "--RN_dir", "cage_KGBD_f4_seed0", "--models-root", str(out), "--protocol", "p2",
+                   "--methods", "cage", "--readout", "ap", "--out", str(tmp_path / "o3")])
+    assert rc == 0
+    meta = json.loads((tmp_path / "o3" / "report.json").read_text())["meta"]
+    assert meta["embedding override"].startswith("readout ap")
+    rc = cli.main(["evaluate", "--dataset", "KGBD", "--data-root", str(tmp_path / "Datasets"), "--length", "4",
+                   "--train", "--seeds", "1", "--config", str(cfg), "--epochs", "2", "--device", "cpu",
+                   "--out", str(out)])
+    assert rc == 2  # the run in `out` was trained for 1 epoch
 
 
 def test_bad_config_key_is_a_user_error(tmp_path, capsys):
