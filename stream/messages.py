@@ -104,17 +104,11 @@ def _get(head: dict, key: str, kind: type | tuple, optional: bool = False) -> An
     return value
 
 
-def _str_list(head: dict, key: str, n: int) -> list[str]:
+def _list(head: dict, key: str, n: int, kind: type) -> list:
+    """A header list of exactly ``n`` values of ``kind`` (bool is not an int here)."""
     value = _get(head, key, list)
-    if len(value) != n or not all(isinstance(v, str) for v in value):
-        raise MessageError(f"header field {key!r} needs {n} strings")
-    return value
-
-
-def _int_list(head: dict, key: str, n: int) -> list[int]:
-    value = _get(head, key, list)
-    if len(value) != n or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        raise MessageError(f"header field {key!r} needs {n} integers")
+    if len(value) != n or not all(isinstance(v, kind) and not isinstance(v, bool) for v in value):
+        raise MessageError(f"header field {key!r} needs {n} {kind.__name__} values")
     return value
 
 
@@ -137,13 +131,16 @@ class FrameMsg:
     producer: str = ""  # producer instance id (a restarted producer gets a new one)
     labels: list[str] | None = None  # (T,) ground truth names when the source knows them (synthetic demo), else ""
 
+    def __post_init__(self) -> None:
+        if self.labels is None:
+            self.labels = [""] * len(self.tracks)
+
     def to_frames(self) -> list[bytes]:
         joints = np.asarray(self.joints, np.float32)
         valid = np.isfinite(joints).all(-1) if self.valid is None else self.valid
-        labels = [""] * len(self.tracks) if self.labels is None else list(self.labels)
         return _pack(self.TOPIC, {"seq": self.seq, "frame": self.frame, "t_capture": self.t_capture,
                                   "t_pub": self.t_pub, "tracks": [int(t) for t in self.tracks],
-                                  "producer": self.producer, "labels": labels},
+                                  "producer": self.producer, "labels": list(self.labels)},
                      [("joints", joints), ("valid", np.asarray(valid, bool))])
 
     @classmethod
@@ -154,13 +151,13 @@ class FrameMsg:
         if valid is None or valid.shape != joints.shape[:2] or valid.dtype != bool:
             raise MessageError("frame needs valid (T, J) bool")
         n = joints.shape[0]
-        tracks = _int_list(head, "tracks", n)
+        tracks = _list(head, "tracks", n, int)
         if len(set(tracks)) != n:
             raise MessageError("frame lists a track twice")
         return cls(seq=_get(head, "seq", int), frame=_get(head, "frame", int),
                    t_capture=float(_get(head, "t_capture", float)), t_pub=float(_get(head, "t_pub", float)),
                    tracks=tracks, joints=joints, valid=valid,
-                   producer=_get(head, "producer", str), labels=_str_list(head, "labels", n))
+                   producer=_get(head, "producer", str), labels=_list(head, "labels", n, str))
 
 
 @dataclass
@@ -183,7 +180,11 @@ class WindowMsg:
     t_pub: float  # publish time of that frame (latency origin)
     tracks: list[int]  # (K,)
     windows: np.ndarray  # (K, f, J, 3) float32, finite
-    labels: list[str] | None = None
+    labels: list[str] | None = None  # (K,); None = all ""
+
+    def __post_init__(self) -> None:
+        if self.labels is None:
+            self.labels = [""] * len(self.tracks)
 
     @classmethod
     def of(cls, windows: list[Window]) -> "WindowMsg":
@@ -191,13 +192,11 @@ class WindowMsg:
                    windows=np.stack([w.window for w in windows]), labels=[w.label for w in windows])
 
     def items(self) -> list[Window]:
-        labels = self.labels or [""] * len(self.tracks)
-        return [Window(t, self.frame, self.t_pub, w, lab) for t, w, lab in zip(self.tracks, self.windows, labels)]
+        return [Window(t, self.frame, self.t_pub, w, lab) for t, w, lab in zip(self.tracks, self.windows, self.labels)]
 
     def to_frames(self) -> list[bytes]:
-        labels = [""] * len(self.tracks) if self.labels is None else list(self.labels)
         return _pack(self.TOPIC, {"frame": self.frame, "t_pub": self.t_pub, "tracks": [int(t) for t in self.tracks],
-                                  "labels": labels}, [("windows", np.asarray(self.windows, np.float32))])
+                                  "labels": list(self.labels)}, [("windows", np.asarray(self.windows, np.float32))])
 
     @classmethod
     def from_head(cls, head: dict, arrays: dict) -> "WindowMsg":
@@ -206,7 +205,7 @@ class WindowMsg:
             raise MessageError("window message needs a finite (K, f, J, 3) float32 array")
         n = w.shape[0]
         return cls(frame=_get(head, "frame", int), t_pub=float(_get(head, "t_pub", float)),
-                   tracks=_int_list(head, "tracks", n), windows=w, labels=_str_list(head, "labels", n))
+                   tracks=_list(head, "tracks", n, int), windows=w, labels=_list(head, "labels", n, str))
 
 
 @dataclass

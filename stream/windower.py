@@ -61,10 +61,9 @@ class Windower:
             self.J = J
         elif J != self.J:
             raise MessageError(f"frame has {J} joints per skeleton, the stream has {self.J}")
-        labels = msg.labels or [""] * len(msg.tracks)
         out = []
         for k, track in enumerate(msg.tracks):
-            win = self.add_skeleton(track, msg.frame, msg.t_pub, msg.joints[k], msg.valid[k], labels[k], now)
+            win = self.add_skeleton(track, msg.frame, msg.t_pub, msg.joints[k], msg.valid[k], msg.labels[k], now)
             if win is not None:
                 out.append(win)
         return out
