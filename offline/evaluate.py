@@ -354,11 +354,10 @@ def train_cage_run(train: WindowSet, rn_train: WindowSet, out_dir, seed: int, de
     from offline import train as T
 
     out_dir = Path(out_dir)
-    if (out_dir / "encoder.pt").is_file() and (out_dir / "rn.pt").is_file():
-        _check_reusable(out_dir, train, load_train_config(config, train.dataset, train.f, seed, device, epochs,
-                                                          rn_epochs).resolved())
-        return out_dir
     cfg = load_train_config(config, train.dataset, train.f, seed, device, epochs, rn_epochs)
+    if (out_dir / "encoder.pt").is_file() and (out_dir / "rn.pt").is_file():
+        _check_reusable(out_dir, train, cfg.resolved())
+        return out_dir
     t0 = time.time()
     if not (out_dir / "encoder.pt").is_file():
         T.train_encoder(train, cfg, out_dir, seed, cfg.device, progress=False,
@@ -457,8 +456,6 @@ def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...]
             "skipped files": len(data.skipped), "seeds": seeds}
     if people:
         meta["people"] = ", ".join(str(x) for x in people)
-    if readout is not None or bone_weight is not None:
-        meta["embedding override"] = f"readout {readout or 'as trained'}, bone weight {bone_weight if bone_weight is not None else 'as trained'}"
     rows: list[dict] = []
     for m in baseline_methods(gallery, tuple(x for x in methods if x != "cage")):
         g_emb = m.embed(gallery.windows)
@@ -592,9 +589,9 @@ def main(args) -> int:
             common["methods"] = tuple(m for m in methods if m != "cage")
         rows, meta = run_dataset(root, ds, f, args.layout, args.view, run_dir=run_dir, train=train,
                                  seeds=args.seeds, out_dir=out, **common)
-        if args.readout is not None or args.bone_weight is not None:
-            meta["embedding override"] = (f"readout {args.readout or 'as trained'}, bone weight "
-                                          f"{args.bone_weight if args.bone_weight is not None else 'as trained'}")
+    if args.readout is not None or args.bone_weight is not None:
+        meta["embedding override"] = (f"readout {args.readout or 'as trained'}, bone weight "
+                                      f"{args.bone_weight if args.bone_weight is not None else 'as trained'}")
     if len(sys.argv) > 1 and sys.argv[1] == "evaluate":
         meta["command"] = "cagereid " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     meta["protocols"] = ", ".join(p.upper() for p in protocols)
