@@ -9,10 +9,12 @@ DATASETS = ("BIWI", "IAS", "KGBD", "KS20", "UCALGARY")
 
 
 def _dataset(value: str) -> str:
-    for d in DATASETS:
-        if value.lower() == d.lower():
-            return d
-    raise argparse.ArgumentTypeError(f"expected one of {', '.join(DATASETS)}")
+    from offline.protocols import match_name
+
+    name = match_name(value, DATASETS)
+    if name is None:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(DATASETS)}")
+    return name
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

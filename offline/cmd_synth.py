@@ -40,10 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _dataset_name(text: str) -> str:
-    for name in DATASET_CHOICES:
-        if text.lower() == name.lower():
-            return name
-    raise argparse.ArgumentTypeError(f"unknown dataset {text!r}; choose from {', '.join(DATASET_CHOICES)}")
+    from offline.protocols import match_name
+
+    name = match_name(text, DATASET_CHOICES)
+    if name is None:
+        raise argparse.ArgumentTypeError(f"unknown dataset {text!r}; choose from {', '.join(DATASET_CHOICES)}")
+    return name
 
 
 def run(args: argparse.Namespace) -> int:

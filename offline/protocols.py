@@ -126,12 +126,17 @@ class UserError(ValueError):
     """Unknown dataset or layout name (user-facing: the CLI prints it on one line)."""
 
 
+def match_name(name: str, choices) -> str | None:
+    """The entry of ``choices`` that ``name`` spells, ignoring case (``'biwi'`` -> ``'BIWI'``), else None."""
+    return next((c for c in choices if name.lower() == c.lower()), None)
+
+
 def canonical_dataset(name: str) -> str:
     """``'biwi'`` -> ``'BIWI'``; ``'ucalgary'`` -> ``'UCALGARY'``; unknown names raise `UserError`."""
-    for known in LAYOUT_OF:
-        if name.lower() == known.lower():
-            return known
-    raise UserError(f"unknown dataset {name!r}; expected one of {', '.join(LAYOUT_OF)}")
+    known = match_name(name, LAYOUT_OF)
+    if known is None:
+        raise UserError(f"unknown dataset {name!r}; expected one of {', '.join(LAYOUT_OF)}")
+    return known
 
 
 def p2_splits(dataset: str) -> tuple[str, ...]:
