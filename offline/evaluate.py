@@ -23,12 +23,13 @@ from typing import Callable
 
 import numpy as np
 
+from cagereid import configs
 from offline.datasets.base import WindowSet
 from offline.metrics import pairwise_distance, rank_metrics, score_metrics
 
 DISTANCES = ("euclidean", "cosine")
 #: Training config of the UCalgary harness when --config is not given (CPU-sized CAGE, see the file).
-DEFAULT_UCALGARY_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "eval_ucalgary.yaml"
+DEFAULT_UCALGARY_CONFIG = configs.path("eval_ucalgary")
 P2_MAX_RANK = 20
 
 
@@ -563,7 +564,7 @@ def main(args) -> int:
                   config=args.config, epochs=args.epochs, rn_epochs=args.rn_epochs, say=say,
                   readout=args.readout, bone_weight=args.bone_weight)
     if ds == "UCALGARY":
-        if common["config"] is None and DEFAULT_UCALGARY_CONFIG.is_file():
+        if common["config"] is None:
             common["config"] = str(DEFAULT_UCALGARY_CONFIG)
         root = args.data_root or str(Path("..") / "shared" / "data" / "ucalgary_gait")
         enc = tuple(v.strip() for v in args.encoder_data.split(",") if v.strip())

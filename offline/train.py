@@ -148,9 +148,12 @@ def load_yaml_config(path: str | os.PathLike) -> dict:
     """Read a ``configs/train_*.yaml``: a flat mapping of `TrainConfig` fields (unknown keys are an error)."""
     import yaml
 
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
+    from cagereid import configs
+
+    try:
+        path = configs.resolve(path)
+    except FileNotFoundError as exc:
+        raise ConfigError(str(exc)) from None
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:

@@ -11,7 +11,9 @@ from typing import Any
 
 from stream.errors import ConfigError
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "stream.yaml"
+from cagereid import configs as _configs
+
+DEFAULT_CONFIG = _configs.path("stream")
 
 
 @dataclass(frozen=True)
@@ -89,9 +91,12 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> StreamConfi
     """Read a YAML file (flat keys, or under a top-level ``stream:`` key); unknown keys are an error."""
     import yaml
 
-    p = Path(path) if path else DEFAULT_CONFIG
+    try:
+        p = _configs.resolve(path) if path else DEFAULT_CONFIG
+    except FileNotFoundError as exc:
+        raise ConfigError(str(exc)) from None
     data: dict[str, Any] = {}
-    if path or p.exists():
+    if True:
         try:
             data = yaml.safe_load(p.read_text()) or {}
         except FileNotFoundError:

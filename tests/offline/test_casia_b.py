@@ -42,7 +42,7 @@ def _clip_tree(video, root, names, frames=15, size=(320, 180)):
 
 
 def test_video_tree_end_to_end(shared_data, tmp_path):
-    from cli import main
+    from cagereid.cli import main
 
     video = shared_data / "video" / "openpose_walk.avi"
     if not video.is_file():

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import cli
+from cagereid import cli
 from offline.datasets.base import WindowSet
 from offline.evaluate import Method, evaluate_pair, knn_class_scores, sequence_groups
 

@@ -69,7 +69,7 @@ def test_ucalgary_held_out_split_and_real_defect(ucalgary_root):
 
 
 def test_lift_cli_build_train_apply(tmp_path, synth_library, openpose_walk, casia_view):
-    from cli import main
+    from cagereid.cli import main
 
     lib, _ = synth_library
     model = tmp_path / "mlp.pt"

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import cli
+from cagereid import cli
 from offline import protocols as P
 from offline.datasets.base import DatasetError
 from offline.datasets.cage_layout import read_cage_dataset

@@ -6,7 +6,7 @@ import hashlib
 import numpy as np
 import pytest
 
-import cli
+from cagereid import cli
 from offline.datasets.cage_layout import read_cage_dataset, split_files
 from offline.synth import UserError, synth_dataset
 

@@ -115,7 +115,7 @@ def test_resume_continues_from_the_saved_epoch(synth_biwi, tmp_path):
 
 
 def test_cli_bad_data_root_is_one_line_error(tmp_path, capsys):
-    from cli import main
+    from cagereid.cli import main
 
     rc = main(["train", "--dataset", "BIWI", "--data-root", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"),
                "--epochs", "1", "--no-progress"])
@@ -124,7 +124,7 @@ def test_cli_bad_data_root_is_one_line_error(tmp_path, capsys):
 
 
 def test_cli_bad_config_key_is_one_line_error(tmp_path, capsys):
-    from cli import main
+    from cagereid.cli import main
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("epochs: 1\nlearning_rate: 3\n")

@@ -214,7 +214,7 @@ def test_unbundled_model_complexity_is_a_clear_error():
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
-    from cli import main
+    from cagereid.cli import main
 
     assert main(["extract", "--source", str(tmp_path / "missing.avi"), "--out", str(tmp_path / "o.npz")]) == 2
     err = capsys.readouterr().err.strip()

@@ -22,7 +22,7 @@ def _env():
 @pytest.mark.slow
 def test_live_dashboard_renders_in_a_pseudo_terminal(tmp_path):
     master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "cli", "live", "--model", "stream_fakes:make_encoder",
+    proc = subprocess.Popen([sys.executable, "-m", "cagereid", "live", "--model", "stream_fakes:make_encoder",
                              "--source", "synthetic:people=2,frames=150,walks=1",
                              "--duration", "8"], stdin=slave, stdout=slave, stderr=slave, env=_env(), cwd=tmp_path)
     os.close(slave)
@@ -51,7 +51,7 @@ def test_live_dashboard_renders_in_a_pseudo_terminal(tmp_path):
 
 
 def _main(capsys, *args):
-    from cli import main
+    from cagereid.cli import main
 
     code = main(list(args))
     out = capsys.readouterr()

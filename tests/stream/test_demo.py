@@ -11,7 +11,7 @@ MODEL = Path(__file__).resolve().parents[2] / "cages" / "pretrained" / "encoder.
 def test_demo_identifies_enrolled_walkers_and_rejects_strangers(capsys):
     if not MODEL.is_file():
         pytest.fail(f"the shipped demo model is missing: {MODEL} (see cages/pretrained/README.md)")
-    from cli import main
+    from cagereid.cli import main
 
     code = main(["demo", "--no-dashboard"])  # exactly the README's first command (5 enrolled, 3 strangers)
     out = capsys.readouterr().out

@@ -30,7 +30,7 @@ COMMANDS: dict[str, str] = {
     "lift": "offline.cmd_lift",
     "casia-b": "offline.cmd_casia_b",
     "params": "offline.cmd_params",
-    "bench": "bench.cmd_bench",
+    "bench": "cagereid.bench.cmd_bench",
 }
 
 
@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Person re-identification from 3D skeletons with self-supervised gait "
         "encodings (CAGEs): live identification, training, evaluation, data preparation.",
     )
+    from cagereid import __version__
+
+    parser.add_argument("--version", action="version", version=f"cagereid {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, mod in _available().items():
         p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)

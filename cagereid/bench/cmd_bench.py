@@ -8,10 +8,10 @@ HELP = "Benchmarks: training throughput, live pipeline latency, pose extraction 
 
 # what -> module exposing add_arguments(parser) and run(args)
 BENCHES = {
-    "train": "bench.train",
-    "stream": "bench.stream",
-    "pose": "bench.pose",
-    "lift": "bench.lift",
+    "train": "cagereid.bench.train",
+    "stream": "cagereid.bench.stream",
+    "pose": "cagereid.bench.pose",
+    "lift": "cagereid.bench.lift",
 }
 
 
