@@ -3,12 +3,11 @@ video and OpenPose-style JSON."""
 from __future__ import annotations
 
 import argparse
+from pose.errors import PoseError
 
 HELP = "Extract per-person 3D skeleton tracks (MediaPipe Pose) from a video, camera or image folder"
 
 
-class UserError(ValueError):
-    pass
 
 
 def _multi(value: str):
@@ -60,12 +59,12 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     if out.suffix != ".npz":
-        raise UserError(f"{out}: --out must end in .npz")
+        raise PoseError(f"{out}: --out must end in .npz")
     openpose_dir = None
     if args.format == "openpose":
         openpose_dir = Path(args.openpose_dir) if args.openpose_dir else out.with_name(out.stem + "_openpose")
     elif args.openpose_dir:
-        raise UserError("--openpose-dir needs --format openpose")
+        raise PoseError("--openpose-dir needs --format openpose")
     layouts = tuple(x.strip() for x in args.layouts.split(",") if x.strip())
     source = args.source
     if args.fps or args.max_frames:

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from pose.errors import PoseError
 
 J = 14
 CASIA14_JOINTS = ("head", "neck", "r_shoulder", "r_elbow", "r_wrist", "l_shoulder", "l_elbow", "l_wrist",
@@ -40,11 +41,7 @@ for _a, _b in FLIP_PAIRS:
     FLIP_INDEX[_a], FLIP_INDEX[_b] = _b, _a
 
 
-class UserError(ValueError):
-    """Bad input from the user; `cli` prints it as one line."""
-
-
-class LiftError(UserError):
+class LiftError(PoseError):
     """A 2D sequence that cannot be lifted (e.g. hips or neck never seen), or a bad lifter file."""
 
 

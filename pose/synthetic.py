@@ -48,9 +48,10 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 
 from pose.layouts import V1_SPINE_T, V2_SPINEMID_T, LayoutError, get_layout
+from pose.errors import PoseError
 
 
-class SyntheticError(ValueError):
+class SyntheticError(PoseError):
     """Bad arguments for the synthetic walker (unknown or 2D layout, negative sizes, bad probabilities)."""
 
 

@@ -16,7 +16,7 @@ HELP = "2D->3D lifting throughput (poses/s): Chen & Ramanan matching vs the resi
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--library", type=Path, default=Path("runs/lift/library.npz"),
                    help="lifting library [%(default)s; a synthetic one when absent]")
-    p.add_argument("--model", type=Path, default=Path("runs/lift/mlp.pt"),
+    p.add_argument("--mlp", type=Path, default=Path("runs/lift/mlp.pt"),
                    help="MLP checkpoint [%(default)s; an untrained MLP of --width when absent]")
     p.add_argument("--width", type=int, default=512, help="MLP width when no checkpoint [512]")
     p.add_argument("--poses", type=int, default=4000, help="queries per measurement [4000]")
@@ -77,9 +77,9 @@ def run(args: argparse.Namespace) -> int:
             m.lift_normalised(q[:8])  # build the tree / warm up the device
             t = best(lambda m=m: m.lift_normalised(q))
             rows.append((f"matching k={k} ({backend})", str(device), t))
-    if args.model.is_file():
-        mlp = L.MLPLifter.load(args.model, device=str(device))
-        mlp_name = f"mlp ({args.model.name}, {sum(p.numel() for p in mlp.model.parameters()):,} params)"
+    if args.mlp.is_file():
+        mlp = L.MLPLifter.load(args.mlp, device=str(device))
+        mlp_name = f"mlp ({args.mlp.name}, {sum(p.numel() for p in mlp.model.parameters()):,} params)"
     else:
         mlp = L.MLPLifter(L.LiftMLP(L.MLPConfig(width=args.width)), device=str(device))
         mlp_name = f"mlp (untrained, width {args.width})"
