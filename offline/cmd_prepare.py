@@ -15,8 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      "a rerun with the same arguments does nothing)")
     parser.add_argument("--dataset", type=dataset_arg(RAW), required=True, metavar="|".join(RAW),
                         help="which benchmark (case-insensitive)")
-    parser.add_argument("--data-root", required=True, metavar="DIR",
-                        help="folder holding the raw dataset as its owners ship it (the folder itself or its parent; "
+    parser.add_argument("--data-root", default=None, metavar="DIR",
+                        help="(required) folder holding the raw dataset as its owners ship it (the folder itself or its parent; "
                              "UCALGARY: the ucalgary_gait folder)")
     parser.add_argument("--length", type=int, nargs="+", default=[6], metavar="F",
                         help="window length(s) in frames (default 6; the benchmarks use 4 6 8 10)")
@@ -42,8 +42,11 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
+    from offline.errors import OfflineError
     from offline.prepare import PrepareConfig, prepare
 
+    if args.data_root is None:
+        raise OfflineError("give the raw dataset folder with --data-root DIR")
     console = Console()
     layouts = ("p2", "cage") if args.layout == "both" else (args.layout,)
     if args.layout == "both" and args.dataset == "UCALGARY":

@@ -31,6 +31,7 @@ import numpy as np
 
 from offline.datasets.base import DatasetError
 from pose import lifting as L
+from pose.camera import project, relative_depth_px
 
 #: Where `cagereid lift` keeps its library and MLP checkpoint unless told otherwise (relative to the working dir).
 WORKDIR = Path("runs/lift")
@@ -323,7 +324,7 @@ def project_sequences(seqs: list[PoseSequence], views=CASIA_VIEWS, distance: flo
             c = L.to_camera(j, np.repeat(R, len(j), 0), np.repeat(C, len(j), 0))
             if (c[..., 2] < 0.5).any():
                 continue  # the walker passes behind/through the camera
-            uv.append(L.project(c, focal))
+            uv.append(project(c, focal))
             cam.append(c)
             view.append(v)
             subj.append(s.subject)
@@ -362,7 +363,7 @@ def evaluate(lifters: dict, proj: EvalProjection, smooth_sigma: float = 2.0, noi
         _, _, scale = L.normalise_2d(uv)
         q = uv + noise * scale[:, None, None] * rng.standard_normal(uv.shape) if noise > 0 else uv
         z_root = L.root_of(cam)[:, 2]
-        true_px = (cam[..., 2] - z_root[:, None]) * proj.focal / z_root[:, None]
+        true_px = relative_depth_px(cam[..., 2], z_root[:, None], proj.focal)
         depths = {"zero-depth": (q, np.zeros(q.shape[:2])), "oracle": (uv, true_px)}
         for name, lifter in lifters.items():
             t0 = time.perf_counter()

@@ -26,7 +26,7 @@ person has 2 or 3 (person 15); fewer: training only. KS20: per person, one rando
 the same seed gives the same split on every machine. CAGE layout of KGBD/KS20: ``test`` = the probe
 recordings, ``train`` = everything else (gallery included).
 
-UCALGARY (``--raw-root`` = the ``ucalgary_gait`` folder, P2 layout only): training = gallery = Run1,
+UCALGARY (``--data-root`` = the ``ucalgary_gait`` folder, P2 layout only): training = gallery = Run1,
 ``same`` = Run2, ``cross`` = Run3-6; no trimming by default (120-frame walks); duplicates dropped by the
 reader.
 """

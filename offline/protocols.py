@@ -102,14 +102,6 @@ match_name = registry.match_name
 canonical_dataset = registry.canonical
 
 
-def p2_splits(dataset: str) -> tuple[str, ...]:
-    """Split keys of ``dataset`` in the P2 layout, ``train`` first."""
-    ds = canonical_dataset(dataset)
-    if ds not in P2_SPLITS:
-        raise OfflineError(f"{ds} has no retrieval (P2) layout; P2 datasets: {', '.join(P2_SPLITS)}")
-    return P2_SPLITS[ds]
-
-
 def p2_gallery_probe_pairs(dataset: str) -> list[tuple[str, str, str]]:
     """``[(name, gallery_split, probe_split)]``, e.g. BIWI ->
     ``[("BIWI-Walking", "train", "Walking"), ("BIWI-Still", "train", "Still")]``."""
@@ -117,16 +109,6 @@ def p2_gallery_probe_pairs(dataset: str) -> list[tuple[str, str, str]]:
     if ds not in P2_PROTOCOLS:
         raise OfflineError(f"{ds} has no retrieval (P2) layout; P2 datasets: {', '.join(P2_PROTOCOLS)}")
     return [(p.name, p.gallery, p.probe) for p in P2_PROTOCOLS[ds]]
-
-
-def cage_gallery_probe_pairs(dataset: str) -> list[tuple[str, str, str]]:
-    """Same as `p2_gallery_probe_pairs` for the CAGE layout (P1; the gallery is the RN training split).
-
-    CASIA_B pairs are per view (see `CAGE_PROTOCOLS` for the ``view`` field)."""
-    ds = canonical_dataset(dataset)
-    if ds not in CAGE_PROTOCOLS:
-        raise OfflineError(f"{ds} has no CAGE layout; CAGE datasets: {', '.join(CAGE_PROTOCOLS)}")
-    return [(p.name, p.gallery, p.probe) for p in CAGE_PROTOCOLS[ds]]
 
 
 def protocols(dataset: str, layout: str) -> tuple[Protocol, ...]:

@@ -261,12 +261,6 @@ def synth_dataset(out: str | os.PathLike | None, dataset: str, f: int | None = N
     return splits
 
 
-def synth_summary_rows(splits: dict[str, WindowSet]) -> list[tuple[str, str, int, int, int, int, int]]:
-    """``[(dataset, split, N, f, J, people, recordings)]`` for a summary table."""
-    return [(ws.dataset, split, ws.n, ws.f, ws.J, len(np.unique(ws.pids)), len(np.unique(ws.recording)))
-            for split, ws in splits.items()]
-
-
 def synth_all_targets(dataset: str, view: int | None) -> list[tuple[str, int | None]]:
     """``[(dataset, view)]`` that ``--dataset`` (possibly ``ALL``) expands to."""
     if str(dataset).upper() == "ALL":

@@ -25,7 +25,6 @@ from cages.features import FeatureConfig, bone_lengths, normalise_windows, resol
 from cages.io import load_torch, save_torch, write_json
 from cages.loss import adjacent_ntxent, l2_penalty, la_loss, multi_positive_ntxent, positive_mask, rec_loss
 from cages.pretext import pretext_pair
-from offline.datasets import registry
 from offline.datasets.base import DatasetError, WindowSet
 from offline.training.common import JsonlLog, git_commit, progress_bar, seed_everything
 from offline.training.config import TrainConfig
