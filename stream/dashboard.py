@@ -58,6 +58,7 @@ class DashboardState:
     latencies_ms: deque = field(default_factory=lambda: deque(maxlen=5000))  # frame published -> decision
     decisions: int = 0
     malformed_events: int = 0
+    spoofed_events: int = 0  # well-formed events from the wrong sender (a stage speaking for another one)
     problems: deque = field(default_factory=lambda: deque(maxlen=3))
     first_decision: float = 0.0  # t_decided of the first and the latest decision (throughput)
     last_decision: float = 0.0

@@ -189,13 +189,14 @@ class Identifier:
 
 
 def run(cfg: StreamConfig, model: str | None, gallery: str | None, windows_bind: str, events_addr: str,
-        control_addr: str | None) -> int:
+        control_addr: str | None, keys=None) -> int:
     """Stage main loop (own process). Reports ``f``, ``layout``, ``fingerprint`` and its bound address."""
     import zmq
 
+    from stream.messages import max_part_bytes
     from stream.runtime import StageRuntime
 
-    rt = StageRuntime("identify", cfg, events_addr, control_addr)
+    rt = StageRuntime("identify", cfg, events_addr, control_addr, keys)
     try:
         encoder = load_encoder(model, cfg.device)
         ident = Identifier(encoder, cfg, gallery)
@@ -204,20 +205,11 @@ def run(cfg: StreamConfig, model: str | None, gallery: str | None, windows_bind:
         J = get_layout(encoder.layout).J
         for b in (1, cfg.batch_max):  # warm up (first calls allocate) so the first real windows are not late
             encoder.embed(np.zeros((b, encoder.f, J, 3), np.float32))
+        pull = rt.socket(zmq.PULL, "windows", bind=windows_bind, max_part=max_part_bytes(cfg.max_tracks, encoder.f, J))
     except Exception as exc:  # noqa: BLE001 - reported to the supervisor, which shows it and stops
-        rt.state = "error"
-        rt.info["error"] = f"{type(exc).__name__}: {exc}"
-        for _ in range(4):
-            rt.tick(force=True)
-            time.sleep(cfg.heartbeat_s / 2)
-        rt.close()
-        return 1
-    pull = rt.ctx.socket(zmq.PULL)
+        return rt.fail(exc)
     pull.setsockopt(zmq.RCVHWM, cfg.windows_hwm)
-    pull.setsockopt(zmq.LINGER, 0)
-    host, port = windows_bind.rsplit(":", 1)
-    port = str(pull.bind_to_random_port(host)) if port == "0" else (pull.bind(windows_bind) or port)
-    rt.info.update(address=f"{host}:{port}", f=str(encoder.f), layout=encoder.layout,
+    rt.info.update(address=rt.bound_address(pull), f=str(encoder.f), layout=encoder.layout,
                    fingerprint=encoder.fingerprint, device=encoder.device, model=encoder.source)
     backlog: deque[Window] = deque()
     poller = zmq.Poller()

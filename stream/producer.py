@@ -202,7 +202,7 @@ def open_observations(spec: str, layout: str, fps: float) -> tuple[Iterator[Obse
 
 
 def run(cfg: StreamConfig, source: str, frames_connect: str, events_addr: str, control_addr: str | None,
-        realtime: bool = True, track_offset: int = 0) -> int:
+        realtime: bool = True, track_offset: int = 0, keys=None) -> int:
     """Stage main loop (own process): publish every source frame; exit 0 when the source ends.
 
     ``track_offset`` is added to every track id: a restarted producer's trackers start counting again, and
@@ -211,13 +211,15 @@ def run(cfg: StreamConfig, source: str, frames_connect: str, events_addr: str, c
     import zmq
 
     from stream.messages import FrameMsg
-    from stream.runtime import StageRuntime
+    from stream.runtime import StageError, StageRuntime
 
-    rt = StageRuntime("producer", cfg, events_addr, control_addr)
-    push = rt.ctx.socket(zmq.PUSH)
+    rt = StageRuntime("producer", cfg, events_addr, control_addr, keys)
+    try:
+        push = rt.socket(zmq.PUSH, "frames", connect=frames_connect)
+    except StageError as exc:
+        return rt.fail(exc)
     push.setsockopt(zmq.SNDHWM, cfg.frames_hwm)
     push.setsockopt(zmq.LINGER, 1000)
-    push.connect(frames_connect)
     producer_id = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
     rt.info.update(source=str(source), producer=producer_id)
     status = 0
@@ -231,6 +233,9 @@ def run(cfg: StreamConfig, source: str, frames_connect: str, events_addr: str, c
         for group in groups:
             if rt.stopping:
                 break
+            if len(group) > cfg.max_tracks:  # a crowd beyond what the buses are sized for: keep the first ones
+                rt.counters["tracks_dropped"] += len(group) - cfg.max_tracks
+                group = group[: cfg.max_tracks]
             t_capture = group[0].t_capture
             if first_capture is None:
                 first_capture = t_capture
