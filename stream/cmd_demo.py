@@ -84,7 +84,7 @@ def print_report(summary: dict, console, enrol_s: float, run_s: float, accept: s
         t.add_column(col)
     for r in summary["rows"]:
         mark = Text("✓", style="green") if r["ok"] else Text("✗", style="bold red")
-        t.add_row(str(r["track"]), r["truth"], "yes" if r["enrolled"] else "no (stranger)", r["identity"],
+        t.add_row(str(r["track"]), Text(r["truth"]), "yes" if r["enrolled"] else "no (stranger)", Text(r["identity"]),
                   f"{r['confidence']:.0%}", str(r["windows"]), mark)
     console.print(t)
     s = summary
@@ -92,7 +92,7 @@ def print_report(summary: dict, console, enrol_s: float, run_s: float, accept: s
         f"accuracy on enrolled walkers {s['accuracy']:.0%}   strangers called unknown {s['strangers_rejected']:.0%}   "
         f"unknown rate {s['unknown_rate']:.0%}   correct tracks {s['correct_tracks']}/{s['tracks']}\n"
         f"latency frame→decision p50 {s['latency_p50_ms']:.1f} ms, p95 {s['latency_p95_ms']:.1f} ms over "
-        f"{s['decisions']} decisions   enrolment {enrol_s:.1f}s, live run {run_s:.1f}s   {accept}")
+        f"{s['decisions']} decisions   enrolment {enrol_s:.1f}s, live run {run_s:.1f}s   {accept}", markup=False)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -100,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from rich.console import Console
+    from rich.markup import escape
 
     from stream.cmd_live import drive, print_summary
     from stream.config import load_config
@@ -120,9 +121,9 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{gallery}: exists; the demo writes a fresh gallery (remove it or pick another file)")
         t0 = time.time()
         console.print(f"[bold]cagereid demo[/bold]: loading the encoder "
-                      f"({args.model or 'shipped: cages/pretrained'}) ...")
+                      f"({escape(args.model or 'shipped: cages/pretrained')}) ...")
         encoder = load_encoder(args.model, cfg.device)
-        console.print(f"model {encoder.fingerprint} (f={encoder.f}, {encoder.layout}) on {encoder.device}; enrolling "
+        console.print(f"model {escape(encoder.fingerprint)} (f={encoder.f}, {encoder.layout}) on {encoder.device}; enrolling "
                       f"{args.known} synthetic walkers ({', '.join(walker_name(i) for i in range(args.known))}) ...")
         enrol_synthetic(gallery, encoder, people, args.known, args.seed, cfg.stride, cfg.fps)
         with Gallery(gallery) as g:
@@ -131,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         frames = int(round(args.seconds * cfg.fps))
         source = (f"synthetic:people={people},seed={args.seed},frames={frames},walks=1,walk_seed=2000")
         console.print(f"live: {people} walkers at once ({args.known} enrolled + {args.strangers} strangers), "
-                      f"{args.seconds:.0f}s walks; source {source}")
+                      f"{args.seconds:.0f}s walks; source {source}", markup=False)
         t1 = time.time()
         with Pipeline(cfg, source, model=args.model, gallery=gallery) as pipe:
             pipe.state.title = "cagereid demo"

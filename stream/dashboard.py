@@ -126,9 +126,9 @@ def make_tracks(state: DashboardState, now: float) -> Table:
     for r in sorted(rows, key=lambda r: r.track):
         age = now - r.last_update
         cells = [str(r.track), _identity_text(r.identity), f"{r.confidence:.0%}", str(r.windows),
-                 f"{r.best} {r.score:+.2f}" if r.best else "-"]
+                 Text(f"{r.best} {r.score:+.2f}") if r.best else "-"]  # Text: names are never markup
         if show_truth:
-            cells.append(r.label or "-")
+            cells.append(Text(r.label or "-"))
         cells.append(Text(_fmt_age(age), style="dim" if age > state.stall_s else ""))
         t.add_row(*cells)
     if not state.tracks:
@@ -176,7 +176,7 @@ def make_header(state: DashboardState, now: float) -> Text:
     txt = Text()
     txt.append(f"{state.title}", style="bold")
     txt.append(f"   gallery {state.gallery_size} people   model {fp} on {dev}   up {now - state.started:.0f}s\n")
-    txt.append(f"source {state.source}", style="dim")
+    txt.append(f"source {state.source}", style="dim")  # Text.append: plain text, never markup
     return txt
 
 
@@ -184,7 +184,7 @@ def make_footer(state: DashboardState) -> Group:
     p50, p95 = state.latency()
     lat = "n/a" if np.isnan(p50) else f"p50 {p50:.1f} ms  p95 {p95:.1f} ms"
     line = Text(f"latency frame→decision {lat}   decisions {state.decisions}   "
-                f"malformed events {state.malformed_events}   Ctrl-C to stop")
+                f"malformed events {state.malformed_events}   spoofed {state.spoofed_events}   Ctrl-C to stop")
     probs = [Text(p, style="red") for p in state.problems]
     return Group(line, *probs)
 

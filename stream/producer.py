@@ -171,16 +171,41 @@ def _video(spec: str, layout: str) -> Iterator[list[Observation]]:
             yield group
 
 
-def check_source(spec: str) -> None:
-    """Fail fast (SourceError) on a source that cannot work, before any process is started."""
+def check_source(spec: str, open_it: bool = False) -> None:
+    """Fail fast (SourceError) on a source that cannot work, before any process is started. With ``open_it``
+    the source is opened too: a recording must hold at least one track with 3D joints, a video file must decode
+    a first frame, a camera must open (then it is released again for the producer)."""
     spec = str(spec)
     if spec == "synthetic" or spec.startswith("synthetic:"):
         parse_synthetic(spec)
-    elif spec.endswith(".npz") and not Path(spec).is_file():
+        return
+    if spec.endswith(".npz") and not Path(spec).is_file():
         raise SourceError(f"{spec}: no such recording")
-    elif not spec.isdigit() and "://" not in spec and not Path(spec).exists():
+    if not spec.endswith(".npz") and not spec.isdigit() and "://" not in spec and not Path(spec).exists():
         raise SourceError(f"{spec}: no such video file or camera (use a camera index such as 0, a video file, "
                           "a .npz recording or synthetic)")
+    if not open_it:
+        return
+    if spec.endswith(".npz"):
+        from pose.extract import load_tracks
+
+        try:
+            res = load_tracks(spec)
+        except Exception as exc:  # noqa: BLE001 - the reader's own error, as one line naming the file
+            raise SourceError(str(exc)) from None
+        if not any(tr.joints and len(tr.frames) for tr in res.tracks):
+            raise SourceError(f"{spec}: no skeleton tracks with 3D joints in this recording")
+        return
+    import cv2
+
+    cap = cv2.VideoCapture(int(spec) if spec.isdigit() else spec)
+    try:
+        ok = cap.isOpened() and (spec.isdigit() or cap.read()[0])
+    finally:
+        cap.release()
+    if not ok:
+        what = "camera" if spec.isdigit() else "video (not a video file OpenCV can decode)"
+        raise SourceError(f"{spec}: cannot open this {what}")
 
 
 def open_frames(spec: str, layout: str, fps: float) -> tuple[Iterator[list[Observation]], bool]:
