@@ -253,6 +253,14 @@ class Identifier:
             self.last_seen.pop(t, None)
 
 
+def receive_windows(frames: list[bytes], f: int, J: int) -> list[Window]:
+    """One message off the wire as windows the model takes (``f`` frames of ``J`` joints); `MessageError` else."""
+    msg = decode(frames, expect=(WindowMsg,))
+    if msg.windows.shape[1:3] != (f, J):
+        raise MessageError(f"windows are {msg.windows.shape[1:3]}, the model takes {(f, J)}")
+    return msg.items()
+
+
 def run(cfg: StreamConfig, model: str | None, gallery: str | None, windows_bind: str, events_addr: str,
         control_addr: str | None, keys=None) -> int:
     """Stage main loop (own process). Reports ``f``, ``layout``, ``fingerprint`` and its bound address."""
@@ -296,13 +304,10 @@ def run(cfg: StreamConfig, model: str | None, gallery: str | None, windows_bind:
                 except zmq.Again:
                     break
                 try:
-                    msg = decode(frames, expect=(WindowMsg,))
-                    if msg.windows.shape[1:3] != (encoder.f, J):
-                        raise MessageError(f"windows are {msg.windows.shape[1:3]}, the model takes {(encoder.f, J)}")
+                    items = receive_windows(frames, encoder.f, J)
                 except MessageError:
                     rt.counters["malformed"] += 1
                     continue
-                items = msg.items()
                 rt.counters["received"] += len(items)
                 backlog.extend(items)
                 while len(backlog) > cfg.windows_hwm:

@@ -88,7 +88,7 @@ def _unpack(frames: list[bytes]) -> tuple[bytes, dict, dict[str, np.ndarray]]:
         if not isinstance(spec, dict):
             raise MessageError("array spec is not an object")
         name, dtype, shape = spec.get("name"), spec.get("dtype"), spec.get("shape")
-        if not isinstance(name, str) or dtype not in _DTYPES:
+        if not isinstance(name, str) or not isinstance(dtype, str) or dtype not in _DTYPES:
             raise MessageError(f"bad array name/dtype {str(name)[:20]!r}/{str(dtype)[:20]!r}")
         if (not isinstance(shape, list) or len(shape) > 6
                 or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s for s in shape)):

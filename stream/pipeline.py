@@ -211,25 +211,30 @@ class Pipeline:
             except zmq.Again:
                 return n
             n += 1
-            peer = security.peer_of(frames[0])
-            try:
-                msg = decode([f.bytes for f in frames], expect=(DecisionMsg, StatsMsg))
-            except MessageError:
-                self.state.malformed_events += 1
-                continue
-            if (isinstance(msg, DecisionMsg) and peer != "identify") or (isinstance(msg, StatsMsg) and peer != msg.stage):
-                self.state.spoofed_events += 1
-                continue
-            if isinstance(msg, DecisionMsg):
-                self.state.on_decision(msg)
-            else:
-                sp = self.procs.get(msg.stage)
-                if sp is not None and sp.proc is not None and msg.pid != sp.proc.pid:
-                    continue  # a late heartbeat of a process that was replaced
-                self.state.on_stats(msg)
-                if msg.stage == "producer" and msg.state == "finished" and sp is not None:
-                    sp.finished = True
+            self.handle_event([f.bytes for f in frames], security.peer_of(frames[0]))
         return n
+
+    def handle_event(self, frames: list[bytes], peer: str) -> str:
+        """One event from ``peer`` (the name its key was admitted under): "decision", "stats", "late" (a replaced
+        process), "malformed" or "spoofed" (counted in the dashboard state)."""
+        try:
+            msg = decode(frames, expect=(DecisionMsg, StatsMsg))
+        except MessageError:
+            self.state.malformed_events += 1
+            return "malformed"
+        if (isinstance(msg, DecisionMsg) and peer != "identify") or (isinstance(msg, StatsMsg) and peer != msg.stage):
+            self.state.spoofed_events += 1
+            return "spoofed"
+        if isinstance(msg, DecisionMsg):
+            self.state.on_decision(msg)
+            return "decision"
+        sp = self.procs.get(msg.stage)
+        if sp is not None and sp.proc is not None and msg.pid != sp.proc.pid:
+            return "late"  # a late heartbeat of a process that was replaced
+        self.state.on_stats(msg)
+        if msg.stage == "producer" and msg.state == "finished" and sp is not None:
+            sp.finished = True
+        return "stats"
 
     def supervise(self) -> None:
         """Mark dead stages and restart them after the back-off (a finished producer stays finished). A stage

@@ -68,6 +68,14 @@ class Windower:
                 out.append(win)
         return out
 
+    def receive(self, frames: list[bytes], now: float, max_tracks: int) -> tuple[FrameMsg, list[Window]]:
+        """One message off the wire: decode, check, add. Raises `MessageError` for anything that is not a frame
+        this stream can take (and then nothing changed)."""
+        msg = decode(frames, expect=(FrameMsg,))
+        if len(msg.tracks) > max_tracks:
+            raise MessageError(f"{len(msg.tracks)} tracks in one frame (max_tracks {max_tracks})")
+        return msg, self.add(msg, now)
+
     def add_skeleton(self, track: int, frame: int, t_pub: float, joints: np.ndarray, valid: np.ndarray,
                      label: str, now: float) -> Window | None:
         buf = self.tracks.get(track)
@@ -124,10 +132,7 @@ def run(cfg: StreamConfig, f: int, J: int, frames_bind: str, windows_connect: st
                     break
                 n += 1
                 try:
-                    msg = decode(frames, expect=(FrameMsg,))
-                    if len(msg.tracks) > cfg.max_tracks:
-                        raise MessageError(f"{len(msg.tracks)} tracks in one frame (max_tracks {cfg.max_tracks})")
-                    out = w.add(msg, now)
+                    msg, out = w.receive(frames, now, cfg.max_tracks)
                 except MessageError:
                     rt.counters["malformed"] += 1
                     continue
