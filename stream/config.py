@@ -52,7 +52,7 @@ class StreamConfig:
     # --- supervision -------------------------------------------------------------------------------------
     heartbeat_s: float = 0.5  # every stage publishes stats this often
     stage_timeout_s: float = 3.0  # a stage silent this long is shown as stalled
-    restart_backoff_s: float = 1.0  # wait before restarting a dead stage
+    restart_backoff_s: float = 1.0  # a stage dying within 10 s of its start waits 1, 2, 4 ... x this (else restarts at once)
     restart_budget: int = 5  # a stage that dies more often than this within restart_window_s ends the run (exit 1)
     restart_window_s: float = 60.0
     orphan_timeout_s: float = 5.0  # a stage that has not heard the supervisor this long stops (no orphans)

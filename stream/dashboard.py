@@ -62,6 +62,7 @@ class DashboardState:
     problems: deque = field(default_factory=lambda: deque(maxlen=3))
     first_decision: float = 0.0  # t_decided of the first and the latest decision (throughput)
     last_decision: float = 0.0
+    newest_t_pub: float = 0.0  # newest source frame that has reached a decision (how `cagereid soak` sees recovery)
     stall_s: float = 3.0
     max_rows: int = 24
 
@@ -75,6 +76,7 @@ class DashboardState:
         self.decisions += 1
         self.first_decision = self.first_decision or msg.t_decided
         self.last_decision = msg.t_decided
+        self.newest_t_pub = max(self.newest_t_pub, msg.t_pub)
 
     def on_stats(self, msg: StatsMsg, now: float | None = None) -> None:
         row = self.stages.setdefault(msg.stage, StageRow(msg.stage))

@@ -36,6 +36,7 @@ from stream.errors import UserError
 from stream.messages import _MAX_HEADER, ControlMsg, DecisionMsg, MessageError, StatsMsg, decode
 
 STAGES = ("identify", "windower", "producer")
+STABLE_S = 10.0  # a stage that ran this long before dying is restarted at once (no back-off)
 
 
 def _stage_main(name: str, kwargs: dict, parent_pid: int) -> int:
@@ -61,6 +62,8 @@ class StageProc:
     died_at: float = 0.0
     finished: bool = False
     deaths: deque = field(default_factory=deque)  # when it died, within the restart window
+    started_at: float = 0.0
+    quick_deaths: int = 0  # deaths in a row less than STABLE_S after a start
 
 
 @dataclass
@@ -158,6 +161,7 @@ class Pipeline:
         sp.proc = self.mp.Process(target=_stage_main, args=(name, sp.kwargs, os.getpid()), name=f"cagereid-{name}",
                                   daemon=True)
         sp.proc.start()
+        sp.started_at = time.time()
         row = self.state.stages.setdefault(name, StageRow(name))
         row.alive, row.restarts, row.state = True, sp.restarts, "starting"
         row.last_beat = time.time()
@@ -237,7 +241,9 @@ class Pipeline:
         return "stats"
 
     def supervise(self) -> None:
-        """Mark dead stages and restart them after the back-off (a finished producer stays finished). A stage
+        """Mark dead stages and restart them (a finished producer stays finished): at once when the stage had run
+        for `STABLE_S` (a crash after a healthy run), else after ``restart_backoff_s``, doubling with each further
+        quick death (a crash loop). A stage
         that died more than ``restart_budget`` times within ``restart_window_s`` is not restarted: the run has
         `failed` (the reason names the stage and its last error)."""
         now = time.time()
@@ -252,6 +258,7 @@ class Pipeline:
             if row.alive:
                 row.alive = False
                 sp.died_at = now
+                sp.quick_deaths = sp.quick_deaths + 1 if now - sp.started_at < STABLE_S else 0
                 sp.deaths.append(now)
                 while sp.deaths and now - sp.deaths[0] > c.restart_window_s:
                     sp.deaths.popleft()
@@ -261,10 +268,14 @@ class Pipeline:
                                    f"(last exit status {sp.proc.exitcode}{'; ' + err if err else ''}); giving up")
                     self.state.note(self.failed)
                 else:
-                    self.state.note(f"{name} died (exit {sp.proc.exitcode}); restarting in {c.restart_backoff_s:.0f}s")
-            if self.restart and self.failed is None and now - sp.died_at >= c.restart_backoff_s:
+                    self.state.note(f"{name} died (exit {sp.proc.exitcode}); restarting"
+                                    + (f" in {self._backoff(sp):g}s" if self._backoff(sp) else ""))
+            if self.restart and self.failed is None and now - sp.died_at >= self._backoff(sp):
                 sp.restarts += 1
                 self._spawn(name)
+
+    def _backoff(self, sp: StageProc) -> float:
+        return 0.0 if sp.quick_deaths == 0 else self.cfg.restart_backoff_s * 2 ** (sp.quick_deaths - 1)
 
     @property
     def producer_finished(self) -> bool:
