@@ -93,17 +93,21 @@ class TFLSTMLayer(nn.Module):
         return [w_ih.t().contiguous(), K[self.n_in:].t().contiguous(), self.bias.index_select(0, order), b_hh]
 
 
-def fused_lstm(x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], layers: list[TFLSTMLayer],
-               input_rows: slice | None = None):
-    """Stacked TF LSTM layers over ``x (B, T, n_in)`` in one ``torch.lstm`` call (oneDNN on CPU, cuDNN on CUDA);
-    ``state`` = ``(h, c)``, each ``(len(layers), B, h)``. Returns outputs ``(B, T, h)`` and the final state.
-    ``input_rows`` selects the first layer's input rows (see `TFLSTMLayer.torch_weights`).
-    """
+def fused_weights(layers: list[TFLSTMLayer], input_rows: slice | None = None) -> list[torch.Tensor]:
+    """The flat ``torch.lstm`` weight list of stacked TF layers (``input_rows``: see `TFLSTMLayer.torch_weights`)."""
     weights = layers[0].torch_weights(input_rows)
     for layer in layers[1:]:
         weights += layer.torch_weights()
+    return weights
+
+
+def fused_lstm(x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], weights: list[torch.Tensor]):
+    """Stacked LSTM layers over ``x (B, T, n_in)`` in one ``torch.lstm`` call (oneDNN on CPU, cuDNN on CUDA);
+    ``weights`` from `fused_weights`, ``state`` = ``(h, c)``, each ``(layers, B, h)``. Returns outputs
+    ``(B, T, h)`` and the final state.
+    """
     # train=True keeps what the backward pass needs (dropout is 0, so it changes nothing else)
-    out, h, c = torch.lstm(x, state, weights, True, len(layers), 0.0, torch.is_grad_enabled(), False, True)
+    out, h, c = torch.lstm(x, state, weights, True, len(weights) // 4, 0.0, torch.is_grad_enabled(), False, True)
     return out, (h, c)
 
 
@@ -231,7 +235,7 @@ class AxisModel(nn.Module):
         """``x (B, f, J)`` -> top-layer outputs ``H (B, f, h)`` and the final state ``(h, c)``, each ``(2, B, h)``
         (both encoder layers in one fused `fused_lstm` call)."""
         zeros = x.new_zeros(2, x.shape[0], self.h)
-        return fused_lstm(x, (zeros, zeros), [self.enc1, self.enc2])
+        return fused_lstm(x, (zeros, zeros), fused_weights([self.enc1, self.enc2]))
 
     def decode(self, H: torch.Tensor, state, y_in: torch.Tensor | None = None):
         """Attention decoder over ``f`` steps (both decoder layers of a step in one fused `fused_lstm` call).
@@ -244,11 +248,11 @@ class AxisModel(nn.Module):
         keys = self.memory(H)  # (B, f, h)
         att = H.new_zeros(B, self.h)  # ã_0
         # decoder layer 1 reads [y_in ; ã_{t−1}]; zero inputs contribute nothing, so their kernel rows are skipped
-        rows = slice(self.J, self.J + self.h) if y_in is None else None
+        weights = fused_weights([self.dec1, self.dec2], slice(self.J, self.J + self.h) if y_in is None else None)
         A, C, Y = [], [], []
         for t in range(f):
             inp = att if y_in is None else torch.cat([y_in[:, t], att], dim=-1)  # input feeding
-            s2, state = fused_lstm(inp.unsqueeze(1), state, [self.dec1, self.dec2], rows)
+            s2, state = fused_lstm(inp.unsqueeze(1), state, weights)
             h2 = s2[:, 0]
             e = torch.bmm(keys, h2.unsqueeze(-1)).squeeze(-1)  # (B, f) Luong general score
             alpha = torch.softmax(e, dim=-1)
