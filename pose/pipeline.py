@@ -32,16 +32,20 @@ for camera-space skeletons; its depth scales with the focal length. Joints a lay
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
-from pose.estimator import PoseEstimator, PoseResult, estimate_translation, to_camera_axes
+from pose.estimator import PoseEstimator, PoseResult, estimate_translation, prepare_crop, to_camera_axes
 from pose.smoothing import OneEuroFilter
 from pose.sources import Frame, FrameSource, open_source
 from pose.track import Track, Tracker, pose_box
+
+if TYPE_CHECKING:
+    from pose.workers import PoseWorkers
 
 MEDIAPIPE = "mediapipe33"
 AXES = {
@@ -133,7 +137,13 @@ class PosePipeline:
     ``min_pose_score`` (mean torso visibility for a crop's pose to count), ``drop_unposed`` (a tentative track
     whose crop gives no pose this many frames in a row is dropped), ``focal_px`` (for the root estimate), ``smooth`` (One-Euro on world
     landmarks and 2D keypoints), ``min_visibility`` (for layout conversion), ``model_complexity`` (MediaPipe;
-    only 1 is bundled), tracker settings via ``tracker_kw``.
+    only 1 is bundled), ``pose_workers`` (multi mode: worker processes running the people's pose calls in
+    parallel, `pose.workers`; ``'auto'`` = one per CPU core, at most 4; 0 = all in this process), tracker
+    settings via ``tracker_kw``.
+
+    Multi-mode frame: tracks are moved by their velocity, every track's crop is posed (in parallel in the
+    workers, while this process runs the people detector on detection frames), the poses refresh the track
+    boxes, then the detections update the tracker (new people are posed from the next frame on).
     """
 
     def __init__(self, *, multi_person: bool | str = "auto", layout: str = "kinect_v1", detect_every: int = 5,
@@ -142,7 +152,7 @@ class PosePipeline:
                  min_visibility: float = 0.5, model_complexity: int = 1, auto_fail_frames: int = 5,
                  auto_check_every: int = 25, auto_other_ratio: float = 0.85, quiet: bool = True,
                  focal_px: float | None = None, drop_unposed: int = 3, tracker_kw: dict | None = None,
-                 smoothing_kw: dict | None = None):
+                 smoothing_kw: dict | None = None, pose_workers: int | str = "auto"):
         if multi_person not in (True, False, "auto"):
             raise UserError(f"multi_person must be True, False or 'auto', got {multi_person!r}")
         self.layout = _layout_name(layout)
@@ -164,6 +174,12 @@ class PosePipeline:
         self.quiet = quiet
         self.focal_px = focal_px
         self.drop_unposed = int(drop_unposed)
+        if pose_workers == "auto":
+            pose_workers = min(4, os.cpu_count() or 1) if (os.cpu_count() or 1) > 1 else 0
+        if not isinstance(pose_workers, int) or isinstance(pose_workers, bool) or pose_workers < 0:
+            raise UserError(f"pose_workers must be 'auto' or a count >= 0, got {pose_workers!r}")
+        self.pose_workers = pose_workers
+        self._workers: PoseWorkers | None = None
         self.smoothing_kw = dict(smoothing_kw or {})
         tkw = {"max_lost": 15, "min_hits": 3}
         tkw.update(tracker_kw or {})
@@ -175,7 +191,7 @@ class PosePipeline:
         self._fails = 0
         self._last_detect = -10 ** 9
         self.stats = {"frames": 0, "pose_calls": 0, "person_frames": 0, "detector_runs": 0,
-                      "detector_s": 0.0, "pose_s": 0.0}
+                      "detector_s": 0.0, "pose_s": 0.0, "pose_wall_s": 0.0}
         # fail early (before any frame) on an unusable model
         from pose.estimator import check_model
 
@@ -205,6 +221,8 @@ class PosePipeline:
             st = self._states.pop(t.track_id, None)
             if st is not None and st.estimator is not None:
                 st.estimator.close()
+            if self._workers is not None:
+                self._workers.drop(t.track_id)
 
     def _detect(self, image, target_height: int | None = None):
         if self._detector is None:
@@ -222,9 +240,41 @@ class PosePipeline:
         res = est.process(image, roi=roi)
         self.stats["pose_s"] += time.perf_counter() - t0
         self.stats["pose_calls"] += 1
-        if res is not None and roi is not None and float(np.mean(res.visibility[list(_TORSO)])) < self.min_pose_score:
+        return self._accept(res) if roi is not None else res
+
+    def _accept(self, res: PoseResult | None) -> PoseResult | None:
+        if res is not None and float(np.mean(res.visibility[list(_TORSO)])) < self.min_pose_score:
             return None  # a crop of clutter can yield a ghost skeleton with an unseen torso
         return res
+
+    def _pose_tracks(self, image, tracks: list[Track], size, during=None) -> tuple[list, object]:
+        """Pose every track's crop: in the worker processes when there are any, while ``during()`` (the
+        detector) runs here. Returns the results (None where no pose) and what ``during`` returned."""
+        rois = [self._roi(t.box, size) for t in tracks]
+        t0 = time.perf_counter()
+        if self.pose_workers == 0:
+            out = [self._pose(self._state(t, crop=True).estimator, image, roi) for t, roi in zip(tracks, rois)]
+            self.stats["pose_wall_s"] += time.perf_counter() - t0
+            return out, during() if during is not None else None
+        if self._workers is None:
+            from pose.workers import PoseWorkers
+
+            self._workers = PoseWorkers(self.pose_workers, self.model_complexity, quiet=self.quiet)
+        crops = [prepare_crop(image, roi, self.min_crop_height) for roi in rois]
+        self._workers.submit([(t.track_id, c, False) for t, c in zip(tracks, crops) if c is not None])
+        extra = during() if during is not None else None
+        done = iter(self._workers.collect())
+        self.stats["pose_wall_s"] += time.perf_counter() - t0
+        out = []
+        for c in crops:
+            if c is None:
+                out.append(None)
+                continue
+            res, secs = next(done)
+            self.stats["pose_s"] += secs
+            self.stats["pose_calls"] += 1
+            out.append(self._accept(res))
+        return out, extra
 
     def _roi(self, box, size):
         x0, y0, x1, y1 = box
@@ -326,15 +376,15 @@ class PosePipeline:
         if self.tracker.frame != frame.index:
             self.tracker.predict(frame.index, size)
             self._drop(self.tracker.removed)
-        if frame.index - self._last_detect >= self.detect_every:
+        detect = frame.index - self._last_detect >= self.detect_every
+        if detect:
             self._last_detect = frame.index
-            self.tracker.update(self._detect(image))
-            self._drop(self.tracker.removed)
-        tracks = sorted(self.tracker.tracks, key=lambda t: (not t.confirmed, -t.score, t.track_id))
+        tracks = sorted(self.tracker.tracks, key=lambda t: (not t.confirmed, -t.score, t.track_id))[: self.max_people]
+        for t in tracks:
+            self._state(t, crop=self.pose_workers == 0)
+        poses, dets = self._pose_tracks(image, tracks, size, (lambda: self._detect(image)) if detect else None)
         results = {}
-        for t in tracks[: self.max_people]:
-            st = self._state(t, crop=True)
-            res = self._pose(st.estimator, image, roi=self._roi(t.box, size))
+        for t, res in zip(tracks, poses):
             if res is not None:
                 t.pose_misses = 0
                 self.tracker.observe_pose(t, res.keypoints2d, res.visibility)
@@ -345,6 +395,9 @@ class PosePipeline:
                     self.tracker.remove(t, suppress_frames=30)
                     continue
             results[t.track_id] = res
+        if detect:
+            self.tracker.update(dets)
+            self._drop(self.tracker.removed)
         self.tracker.merge_duplicates()
         self._drop(self.tracker.removed)
         live = {t.track_id for t in self.tracker.tracks}
@@ -389,6 +442,9 @@ class PosePipeline:
             if est is not None:
                 est.close()
         self._full = self._verify = None
+        if self._workers is not None:
+            self._workers.close()
+            self._workers = None
         self._drop(list(self.tracker.tracks))
         for st in self._states.values():
             if st.estimator is not None:

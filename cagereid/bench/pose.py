@@ -7,7 +7,7 @@ from pathlib import Path
 
 HELP = "Pose extraction speed: frames/s and ms per person-frame, single- and multi-person videos"
 
-_VIDEO = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "video"
+_VIDEO = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "video"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -16,14 +16,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--multi", default=str(_VIDEO / "opencv_vtest.avi"),
                    help="several-people video (default ../shared/data/video/opencv_vtest.avi)")
     p.add_argument("--frames", type=int, default=100, help="frames per video (default 100; 0 = all)")
-    p.add_argument("--detect-every", type=int, default=5, help="detector period in multi mode (default 5)")
-    p.add_argument("--warmup", type=int, default=3,
-                   help="frames processed before timing starts (graph start-up is not steady state; default 3)")
+    p.add_argument("--detect-every", type=int, default=None,
+                   help="detector period in multi mode (default: the pipeline's)")
+    p.add_argument("--pose-workers", default="auto",
+                   help="multi mode: pose worker processes (auto = one per core, at most 4; 0 = in-process)")
+    p.add_argument("--warmup", type=int, default=10,
+                   help="frames processed before timing starts (graph and worker start-up, the auto-mode switch "
+                        "after 5 frames without a full-frame pose: not steady state; default 10)")
     p.add_argument("--threads", type=int, default=0,
                    help="set OpenCV's thread count (0: leave as is; set OMP_NUM_THREADS=1 for stable numbers)")
 
 
-def _measure(spec: str, multi_person, frames: int | None, detect_every: int, warmup: int = 3) -> dict:
+def _measure(spec: str, multi_person, frames: int | None, warmup: int = 3, **pipeline_kw) -> dict:
     import time
 
     from pose.extract import PosePipeline
@@ -33,7 +37,7 @@ def _measure(spec: str, multi_person, frames: int | None, detect_every: int, war
     n = 0
     total = None if frames is None else frames + warmup
     with open_source(spec, max_frames=total) as src, \
-            PosePipeline(multi_person=multi_person, detect_every=detect_every) as pipe:
+            PosePipeline(multi_person=multi_person, **pipeline_kw) as pipe:
         it = iter(src)
         for _ in range(warmup):
             frame = next(it, None)
@@ -78,7 +82,9 @@ def run(args: argparse.Namespace) -> int:
     for spec, multi in ((args.single, "auto"), (args.multi, "auto")):
         if not Path(spec).exists():
             raise SourceError(f"{spec}: no such video (the default needs ../shared/data/video)")
-        rows.append(_measure(spec, multi, frames, args.detect_every, args.warmup))
+        kw = {} if args.detect_every is None else {"detect_every": args.detect_every}
+        workers = args.pose_workers if args.pose_workers == "auto" else int(args.pose_workers)
+        rows.append(_measure(spec, multi, frames, args.warmup, pose_workers=workers, **kw))
     table = Table(title=f"pose extraction on {platform.processor() or platform.machine()}, "
                         f"{os.cpu_count()} logical CPUs, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}")
     for col in ("video", "mode", "frames", "frames/s", "ms/frame", "person-frames", "ms/person-frame",

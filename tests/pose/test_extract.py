@@ -117,6 +117,28 @@ def test_several_small_pedestrians_get_several_tracks(tmp_path):
         assert np.isfinite(t.bbox[t.found]).all()
 
 
+@pytest.mark.slow
+def test_pose_workers_give_the_same_tracks_as_one_process(tmp_path):
+    """Several people's pose calls run in parallel worker processes (pose.workers); each person's MediaPipe
+    graph lives in one worker, so the tracks and skeletons are those of the single-process run."""
+    _need(VTEST)
+    kw = dict(max_frames=16, progress=False, min_track_frames=3, layouts=("kinect_v1",), multi_person=True)
+    one = extract(VTEST, pose_workers=0, **kw)
+    two = extract(VTEST, pose_workers=2, **kw)
+    assert len(one.tracks) >= 2 and [t.track_id for t in one.tracks] == [t.track_id for t in two.tracks]
+    for a, b in zip(one.tracks, two.tracks):
+        assert (a.frames == b.frames).all() and (a.found == b.found).all()
+        np.testing.assert_allclose(a.joints["kinect_v1"], b.joints["kinect_v1"], atol=1e-6)
+    assert two.stats["pose_calls"] == one.stats["pose_calls"]
+
+
+def test_pose_workers_setting_is_checked():
+    from pose.extract import PosePipeline, UserError
+
+    with pytest.raises(UserError, match="pose_workers"):
+        PosePipeline(pose_workers=-1)
+
+
 def _walk_clip(path: Path, n: int, fourcc="MJPG") -> Path:
     cap = cv2.VideoCapture(str(WALK))
     w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 25.0, (640, 360))
