@@ -139,6 +139,25 @@ def test_pose_workers_setting_is_checked():
         PosePipeline(pose_workers=-1)
 
 
+def _workers_in_daemon(q):
+    from pose.extract import PosePipeline
+
+    q.put(PosePipeline(multi_person=True).pose_workers)
+
+
+def test_pose_workers_stay_in_process_inside_a_daemonic_stage():
+    """`cagereid live --source VIDEO` runs the pose pipeline in a daemonic stage process, which may not start
+    children: 'auto' must then pose in-process instead of failing."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_workers_in_daemon, args=(q,), daemon=True)
+    p.start()
+    assert q.get(timeout=60) == 0
+    p.join(timeout=10)
+
+
 def _walk_clip(path: Path, n: int, fourcc="MJPG") -> Path:
     cap = cv2.VideoCapture(str(WALK))
     w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 25.0, (640, 360))
