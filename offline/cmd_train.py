@@ -66,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     summary = run_training(cfg, args.data_root, out, train_flag=args.train_flag, resume=args.resume,
                            progress=not args.no_progress, encoder_runs=args.encoder_runs,
                            command="cagereid " + " ".join(sys.argv[1:]))
+    if not summary:  # torchrun, rank > 0: rank 0 reports
+        return 0
     from rich.console import Console
     from rich.table import Table
 
