@@ -2,6 +2,8 @@
 
     cagereid casia-b /data/CASIA-B/videos --out runs/casia_b --workers 4                # MediaPipe
     cagereid casia-b /data/CASIA-B/openpose --pose openpose-json --lifter matching --out runs/casia_b_op
+    cagereid casia-b /data/CASIA-B/videos --out runs/casia_b --shard 3/8     # one of 8 jobs (any scheduler)
+    cagereid casia-b --merge --out runs/casia_b                              # after all 8: manifest + layouts
 """
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ HELP = "Convert a CASIA-B tree (videos or OpenPose JSON) to 14-joint 3D skeleton
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("root", type=Path, help="CASIA-B tree: videos SSS-CC-NN-VVV.avi, or OpenPose JSON folders so named")
+    p.add_argument("root", type=Path, nargs="?",
+                   help="CASIA-B tree: videos SSS-CC-NN-VVV.avi, or OpenPose JSON folders so named (not with --merge)")
     p.add_argument("--out", type=Path, required=True,
                    help="output folder: sequences/, Datasets/CASIA_B[_match]/..., manifest.json, failures.txt")
     p.add_argument("--pose", choices=["mediapipe", "openpose-json"], default="mediapipe",
@@ -33,12 +36,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-frames", type=int, default=0, help="mediapipe: read at most N frames per video (0 = all)")
     p.add_argument("--workers", type=int, default=2, help="parallel worker processes; 1 = in this process [2]")
     p.add_argument("--force", action="store_true", help="redo every input (also when settings changed)")
+    p.add_argument("--shard", metavar="K/N", default=None,
+                   help="convert only shard K of N (inputs split by a hash of their name; manifest in OUT/shards/, "
+                        "no layouts: run --merge when all N are done)")
+    p.add_argument("--merge", action="store_true",
+                   help="merge the finished shards in OUT: manifest.json, failures.txt, the CVE/CME layouts")
     p.add_argument("--no-progress", action="store_true")
 
 
 def run(args: argparse.Namespace) -> int:
     from offline import casia_b as C
     from offline.cmd_lift import DEFAULT_LIBRARY, default_mlp_path, default_smooth
+
+    if args.merge:
+        if args.shard or args.root is not None:
+            raise C.UserError("--merge takes only --out (the folder the shards wrote to)")
+        res = C.merge_shards(args.out)
+        print("\n".join(C.summary_lines(res)))
+        return 0
+    if args.root is None:
+        raise C.UserError("the CASIA-B tree (ROOT) is required (except with --merge)")
+    shard = C.parse_shard(args.shard) if args.shard else None
 
     lifter_file = ""
     if args.pose == "openpose-json":
@@ -55,6 +73,11 @@ def run(args: argparse.Namespace) -> int:
     splits = C.SplitConfig(cve_f=tuple(args.cve_f), cme_f=tuple(args.cme_f), cve_train=tuple(args.cve_train),
                            cme_train_subjects=args.cme_train_subjects, stride=args.stride)
     res = C.convert_tree(args.root, args.out, settings, splits, workers=args.workers, force=args.force,
-                         progress=not args.no_progress)
+                         progress=not args.no_progress, shard=shard)
+    if shard is not None:
+        print(f"shard {shard[0]}/{shard[1]}: converted {len(res.converted)}, skipped (already done) "
+              f"{len(res.skipped)}, failed {len(res.failed)}; manifest {args.out}/shards/{shard[0]}-of-{shard[1]}.json "
+              f"(run --merge when all {shard[1]} shards are done)")
+        return 0
     print("\n".join(C.summary_lines(res)))
     return 0
