@@ -56,8 +56,9 @@ def _measure(spec: str, multi_person, frames: int | None, warmup: int = 3, **pip
         wall = time.perf_counter() - t_all
         st = {k: v - base.get(k, 0) for k, v in pipe.stats.items()}
         mode = pipe.mode
+        workers = pipe.pose_workers if mode == "multi" else 0
     work = wall - decode_s
-    return {"video": Path(spec).name, "mode": mode, "frames": n, "fps": n / wall if wall else 0.0,
+    return {"video": Path(spec).name, "mode": mode, "workers": workers, "frames": n, "fps": n / wall if wall else 0.0,
             "ms_frame": 1000 * work / max(n, 1), "person_frames": st["person_frames"],
             "ms_person_frame": 1000 * work / max(st["person_frames"], 1),
             "ms_pose_call": 1000 * st["pose_s"] / max(st["pose_calls"], 1), "pose_calls": st["pose_calls"],
@@ -87,15 +88,17 @@ def run(args: argparse.Namespace) -> int:
         rows.append(_measure(spec, multi, frames, args.warmup, pose_workers=workers, **kw))
     table = Table(title=f"pose extraction on {platform.processor() or platform.machine()}, "
                         f"{os.cpu_count()} logical CPUs, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}")
-    for col in ("video", "mode", "frames", "frames/s", "ms/frame", "person-frames", "ms/person-frame",
+    for col in ("video", "mode", "pose workers", "frames", "frames/s", "ms/frame", "person-frames", "ms/person-frame",
                 "ms/pose call", "ms/detector run", "ms/decode"):
         table.add_column(col, justify="left" if col in ("video", "mode") else "right")
     for r in rows:
-        table.add_row(r["video"], r["mode"], str(r["frames"]), f"{r['fps']:.2f}", f"{r['ms_frame']:.1f}",
+        table.add_row(r["video"], r["mode"], str(r["workers"]), str(r["frames"]), f"{r['fps']:.2f}", f"{r['ms_frame']:.1f}",
                       str(r["person_frames"]), f"{r['ms_person_frame']:.1f}",
                       f"{r['ms_pose_call']:.1f} ({r['pose_calls']})",
                       f"{r['ms_detect']:.0f} ({r['detector_runs']})", f"{r['ms_decode']:.1f}")
-    Console(width=170).print(table)
+    Console(width=185).print(table)
+    if len(rows) == 2 and rows[0]["fps"] > 0:
+        print(f"multi / single frames/s: {rows[1]['fps'] / rows[0]['fps']:.2f}")
     print("ms/frame and ms/person-frame exclude decoding; ms/pose call counts every MediaPipe call "
           "(also those that found nobody); frames/s includes decoding; "
           f"the first {args.warmup} frames of each video are not timed.")
