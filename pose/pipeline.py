@@ -32,7 +32,6 @@ for camera-space skeletons; its depth scales with the focal length. Joints a lay
 """
 from __future__ import annotations
 
-import multiprocessing
 import os
 import time
 from dataclasses import dataclass
@@ -139,8 +138,7 @@ class PosePipeline:
     whose crop gives no pose this many frames in a row is dropped), ``focal_px`` (for the root estimate), ``smooth`` (One-Euro on world
     landmarks and 2D keypoints), ``min_visibility`` (for layout conversion), ``model_complexity`` (MediaPipe;
     only 1 is bundled), ``pose_workers`` (multi mode: worker processes running the people's pose calls in
-    parallel, `pose.workers`; ``'auto'`` = one per CPU core, at most 4, none in a daemonic process such as a
-    ``stream`` stage, which may not start children; 0 = all in this process), tracker
+    parallel, `pose.workers`; ``'auto'`` = one per CPU core, at most 4; 0 = all in this process), tracker
     settings via ``tracker_kw``.
 
     Multi-mode frame: tracks are moved by their velocity, every track's crop is posed (in parallel in the
@@ -177,9 +175,7 @@ class PosePipeline:
         self.focal_px = focal_px
         self.drop_unposed = int(drop_unposed)
         if pose_workers == "auto":
-            # a daemonic process (a `stream` stage) may not start children: pose in-process there
-            daemon = multiprocessing.current_process().daemon
-            pose_workers = min(4, os.cpu_count() or 1) if (os.cpu_count() or 1) > 1 and not daemon else 0
+            pose_workers = min(4, os.cpu_count() or 1) if (os.cpu_count() or 1) > 1 else 0
         if not isinstance(pose_workers, int) or isinstance(pose_workers, bool) or pose_workers < 0:
             raise UserError(f"pose_workers must be 'auto' or a count >= 0, got {pose_workers!r}")
         self.pose_workers = pose_workers

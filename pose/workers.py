@@ -7,7 +7,9 @@ a frame, may do other work (the people detector) while the workers run, and `col
 
 The workers are this program's own children (started with ``spawn``: MediaPipe runs threads, which ``fork``
 does not copy), talking over `multiprocessing` pipes; nothing from outside the machine is read here. A worker
-that dies raises `WorkerError` in the caller.
+that dies raises `WorkerError` in the caller. A worker ends when its pipe closes, so none outlives the process
+that started it, even one killed; that is why they may also be started from a daemonic process (a ``stream``
+stage), which `multiprocessing` otherwise refuses (it cannot know that).
 """
 from __future__ import annotations
 
@@ -57,6 +59,21 @@ def _serve(conn, model_complexity: int, min_detection_confidence: float, quiet: 
             est.close()
 
 
+def _start(p) -> None:
+    """``p.start()``, also from a daemonic process: multiprocessing refuses children there because they could
+    outlive it; ours cannot (a worker exits on EOF of its pipe, whose other end only its parent holds)."""
+    me = mp.current_process()
+    daemon = me._config.get("daemon", False)
+    if not daemon:
+        p.start()
+        return
+    me._config["daemon"] = False
+    try:
+        p.start()
+    finally:
+        me._config["daemon"] = daemon
+
+
 class PoseWorkers:
     """``n`` pose worker processes; see the module docstring. Use as a context manager or call `close`."""
 
@@ -70,7 +87,7 @@ class PoseWorkers:
             parent, child = ctx.Pipe()
             p = ctx.Process(target=_serve, args=(child, model_complexity, min_detection_confidence, quiet),
                             daemon=True, name="cagereid-pose")
-            p.start()
+            _start(p)
             child.close()
             self._conns.append(parent)
             self._procs.append(p)

@@ -1,6 +1,8 @@
 """End-to-end extraction: real videos (first frames, skipped without ../shared/data), the .npz format,
 partial results from a broken video, OpenPose JSON, overlay, CLI errors."""
 import json
+import os
+import time
 from pathlib import Path
 
 import cv2
@@ -139,23 +141,52 @@ def test_pose_workers_setting_is_checked():
         PosePipeline(pose_workers=-1)
 
 
-def _workers_in_daemon(q):
-    from pose.extract import PosePipeline
+def _pose_in_daemon(q):
+    from pose.extract import iter_tracks
 
-    q.put(PosePipeline(multi_person=True).pose_workers)
+    q.put(sum(len(ft) for ft in iter_tracks(str(VTEST), multi_person=True, max_frames=8, pose_workers=2,
+                                            include_unconfirmed=True)))
 
 
-def test_pose_workers_stay_in_process_inside_a_daemonic_stage():
-    """`cagereid live --source VIDEO` runs the pose pipeline in a daemonic stage process, which may not start
-    children: 'auto' must then pose in-process instead of failing."""
+def _workers_then_wait(q):
+    from pose.workers import PoseWorkers
+
+    w = PoseWorkers(2)
+    q.put([p.pid for p in w._procs])
+    time.sleep(600)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            return any(line.startswith("State:") and "Z" in line for line in fh)  # exited, not yet reaped
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.slow
+def test_pose_workers_run_inside_a_daemonic_stage_and_never_outlive_it():
+    """`cagereid live --source VIDEO` poses in a daemonic stage process: the workers start there too, and
+    end when that process dies, even by SIGKILL (their pipe closes)."""
     import multiprocessing
+    import signal
 
+    _need(VTEST)
     ctx = multiprocessing.get_context("fork")
     q = ctx.Queue()
-    p = ctx.Process(target=_workers_in_daemon, args=(q,), daemon=True)
+    p = ctx.Process(target=_pose_in_daemon, args=(q,), daemon=True)
     p.start()
-    assert q.get(timeout=60) == 0
+    assert q.get(timeout=300) > 0  # people posed by the workers of a daemonic process
+    p.join(timeout=30)
+    p = ctx.Process(target=_workers_then_wait, args=(q,), daemon=True)
+    p.start()
+    pids = q.get(timeout=120)
+    os.kill(p.pid, signal.SIGKILL)
     p.join(timeout=10)
+    deadline = time.time() + 60
+    while time.time() < deadline and not all(_gone(pid) for pid in pids):
+        time.sleep(0.2)
+    assert all(_gone(pid) for pid in pids)
 
 
 def _walk_clip(path: Path, n: int, fourcc="MJPG") -> Path:
