@@ -26,7 +26,7 @@ y down, z away from the camera). The converted layouts (``kinect_v1``, ``casia14
 the convention of real Kinect recordings and of our synthetic walker (`pose.synthetic`). ``root`` (per frame, same
 axes) estimates where that hip midpoint is in camera space, from the 2D↔3D landmark correspondences and a
 pinhole camera with an assumed focal length (``focal_px``, default the larger image side): add it to the joints
-for camera-space skeletons; its depth scales with the focal length. Joints a layout has but MediaPipe does not are derived by `pose.layouts.convert`
+for camera-space skeletons; its depth scales with the focal length. Joints a layout has but MediaPipe does not are derived by `pose.convert.convert`
 (documented per joint there) or NaN with ``valid=False`` — a joint whose source landmarks have visibility below
 ``min_visibility`` is invalid, never zero.
 """
@@ -80,7 +80,7 @@ def to_layout_axes(world: np.ndarray) -> np.ndarray:
 
 def convert_world(world: np.ndarray, visibility: np.ndarray, layout: str, min_visibility: float = 0.5):
     """``world (..., 33, 3)`` MediaPipe axes -> ``(joints (..., J, 3), valid (..., J))`` in ``layout``."""
-    from pose.layouts import convert
+    from pose.convert import convert
 
     if layout == MEDIAPIPE:
         out = np.array(world, dtype=np.float64, copy=True)
@@ -665,7 +665,7 @@ class _OpenPoseDir:
         self._write = write_frame_json
 
     def write(self, frame_index: int, observations: list[TrackObservation]) -> None:
-        from pose.layouts import convert
+        from pose.convert import convert
 
         people = []
         for o in observations:

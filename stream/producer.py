@@ -140,7 +140,7 @@ def _recorded(path: Path, layout: str, fps: float) -> Iterator[list[Observation]
         if layout in tr.joints:
             joints, valid = tr.joints[layout], tr.valid[layout]
         elif tr.joints:
-            from pose.layouts import convert
+            from pose.convert import convert
 
             src = next(iter(tr.joints))
             joints, valid = convert(np.where(tr.valid[src][..., None], tr.joints[src], np.nan), src, layout)
