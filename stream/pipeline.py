@@ -93,16 +93,14 @@ class Pipeline:
         self.procs["identify"] = StageProc("identify", dict(common, model=self.model, windows_bind=self.addr["windows"],
                                                             gallery=str(self.gallery) if self.gallery else None))
         self._spawn("identify")
-        self.f = c.f or None
-        if self.f is None:
-            self._wait(lambda: "f" in self._info("identify"), timeout_s, "the encoder to load")
-            self.f = int(self._info("identify")["f"])
+        # the windower fills missing joints by the model's layout, and the producer sends that layout
+        self._wait(lambda: "layout" in self._info("identify"), timeout_s, "the encoder to load")
+        self.f = c.f or int(self._info("identify")["f"])
+        common["cfg"] = c.with_overrides(layout=self._info("identify").get("layout") or c.layout)
         self.procs["windower"] = StageProc("windower", dict(common, f=self.f, frames_bind=self.addr["frames"],
                                                             windows_connect=self.addr["windows"]))
         self._spawn("windower")
         self._wait(lambda: all(self._running(s) for s in ("identify", "windower")), timeout_s, "identify and windower")
-        layout = self._info("identify").get("layout") or c.layout  # the producer sends the model's layout
-        common["cfg"] = c.with_overrides(layout=layout)
         self.procs["producer"] = StageProc("producer", dict(common, source=str(self.source), realtime=self.realtime,
                                                             frames_connect=self.addr["frames"]))
         self._spawn("producer")
