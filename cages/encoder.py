@@ -8,30 +8,20 @@ Layout (read top to bottom): the TF-style LSTM layer, then `EncoderConfig`, then
 pretext task: encoder, Luong attention decoder with input feeding, projection head), then `CageEncoder`, the
 wrapper holding every (task, axis) model. Shapes: ``B`` batch, ``f`` frames, ``J`` joints, ``h`` hidden width.
 
-Only torch and numpy are imported here.
+Only torch, numpy and cages.config are imported here.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
+from cages.config import ConfigError, config_from_dict  # noqa: F401 - ConfigError is part of this module's API
+from cages.pretext import extraction_target
+
 AXES = "xyz"
 TASKS = ("rev_rec", "prediction", "sorting", "rev_rec_plus")
-
-
-class ConfigError(ValueError):
-    """An impossible model/training configuration (the message names the offending option)."""
-
-
-def config_from_dict(cls, d: dict, what: str):
-    """Build the config dataclass ``cls`` from a plain mapping; unknown keys are a `ConfigError` naming them."""
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(d) - names)
-    if unknown:
-        raise ConfigError(f"unknown {what} config key(s): {', '.join(unknown)}; known: {', '.join(sorted(names))}")
-    return cls(**d)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -278,7 +268,7 @@ class CageEncoder(nn.Module):
             for ai, _ in enumerate(self.cfg.axes):
                 x = windows[..., ai]  # (B, f, J)
                 xs.append(x)
-                ys.append(self.decoder_inputs(x.flip(1) if task == "rev_rec" else x))
+                ys.append(self.decoder_inputs(extraction_target(task, x)))
         X = torch.stack(xs)  # (M, B, f, J)
         Y = None if ys[0] is None else torch.stack(ys)
         M, B, f, J = X.shape
@@ -376,7 +366,7 @@ class CageEncoder(nn.Module):
         for task in self.cfg.tasks:
             for ai, a in enumerate(self.cfg.axes):
                 x = windows[..., ai]  # (B, f, J)
-                target = x.flip(1) if task == "rev_rec" else x
+                target = extraction_target(task, x)
                 _, C, _ = self.models[key(task, a)](x, self.decoder_inputs(target))
                 out[key(task, a)] = C
         return out

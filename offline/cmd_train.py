@@ -45,27 +45,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def build_config(args: argparse.Namespace):
-    from offline.train import TrainConfig, load_yaml_config
+    from offline.training.config import build_config
 
-    values: dict = {}
-    if args.config:
-        values.update(load_yaml_config(args.config))
-    cli = {"dataset": args.dataset, "f": args.length, "attention": args.attention, "model": args.model,
-           "t": args.t, "view": args.view, "decoder_input": args.decoder_input, "epochs": args.epochs,
-           "rn_epochs": args.rn_epochs, "batch_size": args.batch_size, "seed": args.seed,
-           "device": args.device if args.device else (f"cuda:{args.gpu}" if args.gpu not in (None, "") else None)}
-    values.update({k: v for k, v in cli.items() if v is not None})
-    if args.faithful:
-        values["mode"] = "faithful"
-    if args.deterministic:
-        values["deterministic"] = True
-    return TrainConfig.from_dict(values)
+    device = args.device if args.device else (f"cuda:{args.gpu}" if args.gpu not in (None, "") else None)
+    return build_config(args.config, dataset=args.dataset, f=args.length, attention=args.attention,
+                        model=args.model, t=args.t, view=args.view, decoder_input=args.decoder_input,
+                        epochs=args.epochs, rn_epochs=args.rn_epochs, batch_size=args.batch_size, seed=args.seed,
+                        device=device, mode="faithful" if args.faithful else None,
+                        deterministic=True if args.deterministic else None)
 
 
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from offline.train import run_training
+    from offline.training.run import run_training
 
     cfg = build_config(args)
     r = cfg.resolved()

@@ -183,22 +183,15 @@ def cage_method(run_dir, name: str = "CAGEs", seed: int | None = None, device: s
 
 
 def _rn_scorer(run_dir, extractor, device: str):
-    """``windows -> (scores (N, C), classes)`` from ``run_dir/rn.pt`` via `offline.train`."""
-    import json
+    """``windows -> (scores (N, C), classes)`` of the run's recognition network (`offline.training.rn`)."""
+    from offline.training.rn import extract_features, load_rn, rn_scores
 
-    from cages.io import load_torch
-    from cages.recognition import RecognitionNetwork, RNConfig
-    from offline import train as T
-
-    meta = json.loads((run_dir / "rn.json").read_text())
-    rn = RecognitionNetwork(RNConfig(**meta["rn"]))
-    rn.load_state_dict(load_torch(run_dir / "rn.pt"))
-    rn.eval()
-    classes = np.asarray(meta["classes"])
+    rn, classes = load_rn(run_dir, device)
+    classes = np.asarray(classes)
 
     def scores(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        feats = T.extract_features(extractor, windows)  # (N, f, D_rn): what the RN was trained on
-        return _np(T.rn_scores(rn, feats, windows.shape[1])), classes
+        feats = extract_features(extractor, windows)  # (N, f, D_rn): what the RN was trained on
+        return _np(rn_scores(rn, feats, windows.shape[1])), classes
 
     return scores
 
@@ -320,67 +313,41 @@ def resolve_run_dir(name: str, models_root):
 
 def load_train_config(config, dataset: str, f: int, seed: int, device: str = "auto", epochs: int | None = None,
                       rn_epochs: int | None = None):
-    """Training config of the harness (`offline.train.TrainConfig`): the YAML ``config``, then the
-    overrides; unknown keys are a `UserError` naming the file."""
-    from offline.train import TrainConfig as cls
-    from offline.train import load_yaml_config
+    """Training config of the harness: the YAML ``config`` (a file or a shipped name), then the overrides
+    (`offline.training.config.build_config`)."""
+    from offline.training.config import build_config
 
-    try:
-        values = load_yaml_config(config) if config else {}
-    except ValueError as exc:  # offline.train's ConfigError: already names the file
-        raise UserError(str(exc)) from None
-    values.update(dataset={"CASIA_B_match": "CASIA_B"}.get(dataset, dataset), f=f, seed=seed)
-    if device != "auto":
-        values["device"] = device
-    if epochs is not None:
-        values["epochs"] = epochs
-    if rn_epochs is not None:
-        values["rn_epochs"] = rn_epochs
-    try:
-        return cls(**values)
-    except ValueError as exc:  # cages.encoder.ConfigError
-        raise UserError(f"{config or 'training config'}: {exc}") from None
+    return build_config(config, dataset={"CASIA_B_match": "CASIA_B"}.get(dataset, dataset), f=f, seed=seed,
+                        device=None if device == "auto" else device, epochs=epochs, rn_epochs=rn_epochs)
 
 
 def train_cage_run(train: WindowSet, rn_train: WindowSet, out_dir, seed: int, device: str = "auto",
                    config: str | None = None, epochs: int | None = None, rn_epochs: int | None = None):
     """Train an encoder on ``train`` (labels unused) and an RN on the labelled ``rn_train`` windows into
-    ``out_dir`` (``encoder.pt|json``, ``rn.pt|json``, as `cagereid train` writes them). The RN epoch is
-    chosen on a validation tail of ``rn_train`` (never on probes). A finished run there is reused, an
-    interrupted encoder training resumes. Returns ``out_dir``."""
-    import time
+    ``out_dir`` (``encoder.pt|json``, ``rn.pt|json``, as `cagereid train` writes them), with the training
+    library's `train_encoder` and `fit_rn`. The RN epoch is chosen on a validation tail of ``rn_train``
+    (never on probes). A finished run there is reused, an interrupted encoder training resumes.
+    Returns ``out_dir``."""
+    from dataclasses import replace
 
     from cages.features import CageExtractor
-    from cages.io import save_torch, write_json
-    from offline import train as T
+    from offline.training.encoder import train_encoder
+    from offline.training.rn import fit_rn
 
     out_dir = Path(out_dir)
     cfg = load_train_config(config, train.dataset, train.f, seed, device, epochs, rn_epochs)
     if (out_dir / "encoder.pt").is_file() and (out_dir / "rn.pt").is_file():
         _check_reusable(out_dir, train, cfg.resolved())
         return out_dir
-    t0 = time.time()
+    command = "cagereid evaluate (harness)"
     if not (out_dir / "encoder.pt").is_file():
-        T.train_encoder(train, cfg, out_dir, seed, cfg.device, progress=False,
-                        resume=(out_dir / "encoder_state.pt").is_file(), command="cagereid evaluate (harness)")
-    t_enc = time.time() - t0
+        train_encoder(train, cfg, out_dir, seed, cfg.device, progress=False,
+                      resume=(out_dir / "encoder_state.pt").is_file(), command=command)
     extractor = CageExtractor.from_checkpoint(out_dir, device=cfg.device)
     rcfg = cfg.resolved()
     if rcfg.rn_select == "probe":  # the harness never selects on probes (CAGE_SPEC Q8)
-        rcfg = type(rcfg)(**{**rcfg.to_dict(), "rn_select": "val"})
-    classes = T.class_index(rn_train.pids)
-    y = np.array([classes[int(p)] for p in rn_train.pids], dtype=np.int64)
-    feats = T.extract_features(extractor, rn_train)  # (N, f, D)
-    tr, va = T.tail_split(rn_train, 0.15, seed) if rcfg.rn_select == "val" else (np.arange(rn_train.n), np.zeros(0, int))
-    val = {"val": (feats[va], y[va])} if len(va) else None
-    rn = T.train_rn(feats[tr], y[tr], rcfg, val=val, progress=False, device=cfg.device, n_classes=len(classes))
-    save_torch(out_dir / "rn.pt", rn.state_dict())
-    write_json(out_dir / "rn.json", {
-        "rn": rn.cfg.to_dict(), "classes": sorted(classes), "dataset": rcfg.dataset, "f": rcfg.f,
-        "mode": rcfg.mode, "selection": "best epoch on a validation tail of the labelled gallery windows"
-        if rcfg.rn_select == "val" else "final epoch", "selected_epoch": rn.selected_epoch,
-        "epochs": rcfg.rn_epochs, "seed": seed, "encoder_fingerprint": extractor.fingerprint,
-        "seconds": {"encoder": t_enc, "total": time.time() - t0}, "command": "cagereid evaluate (harness)"})
+        rcfg = replace(rcfg, rn_select="val")
+    fit_rn(extractor, rn_train, rcfg, out_dir, progress=False, device=cfg.device, command=command)
     return out_dir
 
 

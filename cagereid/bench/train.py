@@ -35,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
     from cages.loss import l2_penalty
     from offline.cmd_params import JOINTS
     from offline.datasets.base import WindowSet
-    from offline.train import TrainConfig, _batches, _EncoderData, _model_losses
+    from offline.training.config import TrainConfig
+    from offline.training.encoder import EncoderData as _EncoderData, batches as _batches, model_losses as _model_losses
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)

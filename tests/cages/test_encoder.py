@@ -4,7 +4,7 @@ import torch
 
 from cages.encoder import (AxisModel, CageEncoder, EncoderConfig, TFLSTMLayer, macs_per_window,
                            parameter_breakdown)
-from offline.train import pretext_pair
+from cages.pretext import pretext_pair
 
 
 def test_faithful_biwi_f6_has_the_papers_8474172_parameters():

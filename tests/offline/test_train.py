@@ -7,8 +7,10 @@ import torch
 
 from cages.features import CageExtractor
 from offline.datasets.base import WindowSet
-from offline.train import (TrainConfig, _positive_index, load_rn, load_run_data, rn_scores, run_training,
-                           sample_partners, tail_split, train_encoder)
+from offline.training.config import TrainConfig
+from offline.training.encoder import _positive_index, sample_partners, tail_split, train_encoder
+from offline.training.rn import load_rn, rn_scores
+from offline.training.run import load_run_data, run_training
 
 TINY = dict(hidden=16, batch_size=64, device="cpu", seed=0)
 
@@ -146,15 +148,15 @@ def test_ucalgary_protocol_windows(ucalgary_root):
 
 def test_training_batches_never_pair_with_held_out_windows():
     from cages.features import FeatureConfig
-    from offline.train import _batches, _EncoderData
+    from offline.training.encoder import EncoderData, batches as epoch_batches
 
     n = 60
     ws = WindowSet(np.random.default_rng(0).normal(size=(n, 6, 20, 3)), np.zeros(n), recording=np.repeat([1, 2], 30),
                    start=np.tile(np.arange(30), 2))
     cfg = TrainConfig(hidden=16, batch_size=16).resolved()
-    data = _EncoderData(ws, cfg, cfg.encoder_config(20), FeatureConfig(), "cpu", 0)
+    data = EncoderData(ws, cfg, cfg.encoder_config(20), FeatureConfig(), "cpu", 0)
     pool = np.r_[np.arange(0, 20), np.arange(30, 50)]
-    batches = _batches(data, pool, cfg, np.random.default_rng(0))
+    batches = epoch_batches(data, pool, cfg, np.random.default_rng(0))
     assert sum(len(b) // 2 for b in batches) == len(pool)  # every training window is an anchor once per epoch
     for b in batches:
         assert set(b.tolist()) <= set(pool.tolist())
