@@ -90,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
 def _is_user_error(exc: BaseException) -> bool:
     # Each package defines its own `UserError`-like class deriving from ValueError/OSError
     # semantics; we recognise them by name so packages need not import this module.
-    return any(cls.__name__ in {"UserError", "DatasetError", "SourceError", "ConfigError"}
-               for cls in type(exc).__mro__)
+    return getattr(exc, "user_error", False) is True or any(
+        cls.__name__ in {"UserError", "DatasetError", "SourceError", "ConfigError"} for cls in type(exc).__mro__)
 
 
 if __name__ == "__main__":

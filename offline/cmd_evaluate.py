@@ -12,10 +12,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
     parser.epilog = ("Examples:  cagereid evaluate --dataset UCALGARY --data-root ../shared/data/ucalgary_gait "
                      "--length 6 --protocol both --seeds 3 --out runs/ucalgary   |   cagereid evaluate "
-                     "--dataset BIWI --data-root Datasets --RN_dir BIWI_f6_rev_rec --models-root runs")
+                     "--dataset BIWI --data-root Datasets --RN_dir BIWI_f6_rev_rec --models-root runs   |   cagereid evaluate "
+                     "--tracks clips.csv --out runs/video")
     g = parser.add_argument_group("data")
-    g.add_argument("--dataset", required=True, type=str,
-                   help=f"one of {', '.join(DATASETS)} (case-insensitive)")
+    g.add_argument("--dataset", default=None, type=str,
+                   help=f"one of {', '.join(DATASETS)} (case-insensitive); or give --tracks")
+    g.add_argument("--tracks", default=None, metavar="MANIFEST",
+                   help="video re-ID benchmark: a CSV/YAML manifest of tracks files from `cagereid extract` "
+                        "(clip, person, gallery|probe; CASIA-B names SSS-CC-NN-VVV need neither). CAGEs: the "
+                        "shipped live model, or --RN_dir DIR (a model folder)")
+    g.add_argument("--missing-joints", choices=("hold", "mirror", "root"), default=None,
+                   help="--tracks: how joints the pose estimator missed are filled (default: mirror, as live; "
+                        "see cages/windows.py)")
     g.add_argument("--data-root", default=None,
                    help="folder holding <DATASET>/<f>/... (CAGE or P2 layout); for UCALGARY the ucalgary_gait folder "
                         "(default: Datasets, UCALGARY: ../shared/data/ucalgary_gait)")

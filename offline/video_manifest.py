@@ -175,3 +175,55 @@ def windows_of_track(joints: np.ndarray, valid: np.ndarray, layout: str, f: int,
     fill = MissingJoints.for_layout(get_layout(layout), policy or DEFAULT_POLICY)
     w, _ = complete_windows(fill.fill(joints, valid), f, stride)
     return w
+
+
+def manifest_sets(entries: list[ManifestEntry], layout: str, f: int, stride: int = 1, policy: str | None = None):
+    """``(gallery, probe, people)``: two `WindowSet`s of the manifest's clips (pids index ``people``, the sorted
+    person names; recording = the clip's line in the manifest, so each clip is one sequence)."""
+    from offline.datasets.base import WindowSet
+
+    people = sorted({e.person for e in entries})
+    parts: dict[str, list] = {r: [] for r in ROLES}
+    for k, e in enumerate(entries):
+        w = clip_windows(e, layout, f, stride, policy)
+        if not len(w):
+            raise ManifestError(f"{e.where}: {e.clip.name}: no {f}-frame window (the track is shorter than {f} "
+                                "frames or has no hip joints)")
+        parts[e.role].append((w, people.index(e.person), k))
+    sets = []
+    for role in ROLES:
+        ws = parts[role]
+        sets.append(WindowSet(np.concatenate([w for w, _, _ in ws]),
+                              np.concatenate([np.full(len(w), p) for w, p, _ in ws]), "VIDEO", role, layout,
+                              recording=np.concatenate([np.full(len(w), k) for w, _, k in ws])))
+    return sets[0], sets[1], people
+
+
+def evaluate_manifest(manifest, model=None, methods=("cage", "raw-kNN", "D13-kNN"), protocols=("p1", "p2"),
+                      distances=("euclidean", "cosine"), device: str = "cpu", stride: int = 1,
+                      policy: str | None = None) -> tuple[list[dict], dict]:
+    """The video re-ID benchmark: rows of `offline.evaluate.evaluate_pair` for CAGEs (``model``: a folder
+    written by ``cagereid train``; default the shipped live model) and the baselines on a manifest's clips."""
+    from cages import pretrained
+    from cages.features import CageExtractor
+    from cages.windows import DEFAULT_POLICY
+    from offline.evaluate import baseline_methods, cage_method, evaluate_pair
+
+    entries = read_manifest(manifest)
+    model = Path(model) if model else Path(pretrained.PATH)
+    if not (model / "encoder.pt").is_file():
+        raise ManifestError(f"{model}: no encoder.pt (a model folder written by `cagereid train --out`)")
+    enc = CageExtractor.from_checkpoint(model, device="cpu")
+    f, layout = enc.f, enc.layout
+    gallery, probe, people = manifest_sets(entries, layout, f, stride, policy)
+    ms = [cage_method(model, "CAGEs", None, device)] if "cage" in methods else []
+    ms += baseline_methods(gallery, tuple(m for m in methods if m != "cage"))
+    rows = []
+    for m in ms:
+        rows += evaluate_pair(m, gallery, probe, "probe", protocols, distances)
+    meta = {"dataset": "video manifest", "manifest": str(Path(manifest).resolve()), "model": str(model),
+            "layout": layout, "f": f, "stride": stride, "missing joints": policy or DEFAULT_POLICY,
+            "people": ", ".join(people), "clips": f"{sum(e.role == 'gallery' for e in entries)} gallery, "
+                                                   f"{sum(e.role == 'probe' for e in entries)} probe",
+            "windows": f"{gallery.n} gallery, {probe.n} probe"}
+    return rows, meta

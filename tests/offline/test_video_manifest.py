@@ -75,3 +75,22 @@ def test_missing_manifest_and_wrong_kind(tmp_path):
     (tmp_path / "m.txt").write_text("x")
     with pytest.raises(ManifestError, match=r"\.csv or \.yaml"):
         read_manifest(tmp_path / "m.txt")
+
+
+def test_cagereid_evaluate_tracks_writes_the_report_and_bad_manifests_are_one_line(tmp_path, clips, capsys):
+    from cagereid.cli import main
+
+    m = tmp_path / "set.csv"
+    m.write_text("clip,person,role\nwalks/ana_1.npz,ana,gallery\nwalks/bo_1.npz,bo,gallery\n"
+                 "walks/ana_2.npz,ana,probe\nwalks/bo_2.npz,bo,probe\n")
+    assert main(["evaluate", "--tracks", str(m), "--out", str(tmp_path / "rep")]) == 0
+    out = capsys.readouterr().out
+    for method in ("CAGEs", "raw-kNN", "D13-kNN"):
+        assert f"| {method} |" in out
+    report = (tmp_path / "rep" / "report.md").read_text()
+    assert "probe sequence" in out and "missing joints" in report
+    assert any(p.suffix == ".png" and "cmc" in p.name.lower() for p in (tmp_path / "rep").iterdir())
+    m.write_text("clip,person,role\nwalks/ana_1.npz,ana,gallery\nwalks/ana_2.npz,ana,probe\n")
+    assert main(["evaluate", "--tracks", str(m), "--out", str(tmp_path / "rep2")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "only one person" in err and err.count("\n") == 1
