@@ -24,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--missing-joints", choices=("hold", "mirror", "root"), default=None,
                    help="--tracks: how joints the pose estimator missed are filled (default: mirror, as live; "
                         "see cages/windows.py)")
+    g.add_argument("--min-visibility", type=float, default=None,
+                   help="--tracks: joints from MediaPipe landmarks below this visibility are missing (default: "
+                        "the live threshold, 0)")
     g.add_argument("--data-root", default=None,
                    help="folder holding <DATASET>/<f>/... (CAGE or P2 layout); for UCALGARY the ucalgary_gait folder "
                         "(default: Datasets, UCALGARY: ../shared/data/ucalgary_gait)")

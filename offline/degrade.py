@@ -29,13 +29,17 @@ def monocular_like(joints: np.ndarray, layout, rng: np.random.Generator, far_sid
                    d: Degradation = Degradation()) -> tuple[np.ndarray, np.ndarray]:
     """``joints (T, J, 3)`` of ``layout`` (a `pose.layouts.Layout`) -> ``(joints, valid (T, J))``, hidden joints NaN.
 
-    ``far_side`` ``'Left'`` or ``'Right'`` (default: drawn from ``rng``) is the side turned away from the camera.
+    ``far_side`` ``'Left'`` or ``'Right'`` (default: drawn from ``rng``; ``'depth'``: the side whose elbow is
+    farther from the camera on average) is the side turned away from the camera.
     """
     x = np.array(joints, dtype=np.float64, copy=True)
     T, J, _ = x.shape
     x -= x[:, list(layout.root_joints)].mean(1, keepdims=True)  # hip-centred, like MediaPipe world landmarks
     x += rng.normal(0.0, d.jitter, x.shape)
     x[..., 2] += rng.normal(0.0, d.depth_noise, (T, J))
+    if far_side == "depth":
+        z = {sd: np.nanmean(joints[:, layout.joints.index("Elbow" + sd), 2]) for sd in ("Left", "Right")}
+        far_side = max(z, key=z.get)
     side = far_side or ("Left" if rng.random() < 0.5 else "Right")
     valid = np.ones((T, J), bool)
     names = layout.joints
@@ -58,3 +62,13 @@ def _bursts(T: int, fraction: float, burst: int, rng: np.random.Generator) -> np
     for s in rng.integers(0, T, n):
         out[s:s + max(1, int(rng.integers(burst // 2, burst + burst // 2 + 1)))] = True
     return out
+
+
+def monocular_filled(joints: np.ndarray, layout, rng: np.random.Generator, d: Degradation = Degradation(),
+                     policy: str | None = None) -> np.ndarray:
+    """`monocular_like` (far side by depth), then the missing joints filled by `cages.windows.MissingJoints`, as
+    live windows are: training data for an encoder of the live domain (``cagereid synth --monocular``)."""
+    from cages.windows import DEFAULT_POLICY, MissingJoints
+
+    x, valid = monocular_like(joints, layout, rng, "depth", d)
+    return MissingJoints.for_layout(layout, policy or DEFAULT_POLICY).fill(x, valid).astype(np.float64)

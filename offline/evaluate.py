@@ -592,7 +592,7 @@ def main_tracks(args) -> int:
     model = resolve_run_dir(args.RN_dir, args.models_root) if args.RN_dir else None
     device = "cpu" if args.device == "auto" else args.device
     rows, meta = evaluate_manifest(args.tracks, model, methods, protocols, distances, device,
-                                   policy=args.missing_joints)
+                                   policy=args.missing_joints, min_visibility=args.min_visibility)
     if len(sys.argv) > 1 and sys.argv[1] == "evaluate":
         meta["command"] = "cagereid " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     meta["protocols"] = ", ".join(p.upper() for p in protocols)

@@ -142,8 +142,7 @@ def clip_windows(entry: ManifestEntry, layout: str, f: int, stride: int = 1, pol
     """The ``(N, f, J, 3)`` windows of one manifest clip: its track converted to ``layout``, missing joints
     filled by `cages.windows.MissingJoints` (the live windower's rule), windows with a gap dropped.
 
-    ``min_visibility`` None keeps the joints as extracted; a number re-converts the stored MediaPipe landmarks
-    with that visibility threshold. Raises `ManifestError` naming the clip when it has no such track.
+    ``min_visibility``: landmarks below it are missing (default: the live threshold, see `track_joints`). Raises `ManifestError` naming the clip when it has no such track.
     """
     from pose.extract import SourceError
 
@@ -155,15 +154,14 @@ def clip_windows(entry: ManifestEntry, layout: str, f: int, stride: int = 1, pol
 
 
 def track_joints(path, layout: str, track: int | None = None, min_visibility: float | None = None):
-    """``(joints (T, J, 3), valid (T, J))`` of one track of a tracks file (default: the one found most)."""
-    from pose.extract import convert_world, load_tracks
+    """``(joints (T, J, 3), valid (T, J))`` of one track of a tracks file (default: the one found most),
+    converted from its MediaPipe landmarks with ``min_visibility`` (default: the live threshold,
+    `pose.extract.MIN_VISIBILITY`, so a file made with another one reads as live reads it)."""
+    from pose.extract import MIN_VISIBILITY, load_tracks
 
     res = load_tracks(path)
     tr = res.main_track() if track is None else res.track(track)
-    if min_visibility is None and layout in tr.joints:
-        return tr.joints[layout], tr.valid[layout]
-    vis = np.where(np.isfinite(tr.visibility), tr.visibility, 0.0)
-    return convert_world(tr.mediapipe33, vis, layout, 0.5 if min_visibility is None else min_visibility)
+    return tr.layout_joints(layout, MIN_VISIBILITY if min_visibility is None else min_visibility)
 
 
 def windows_of_track(joints: np.ndarray, valid: np.ndarray, layout: str, f: int, stride: int = 1,
@@ -177,7 +175,8 @@ def windows_of_track(joints: np.ndarray, valid: np.ndarray, layout: str, f: int,
     return w
 
 
-def manifest_sets(entries: list[ManifestEntry], layout: str, f: int, stride: int = 1, policy: str | None = None):
+def manifest_sets(entries: list[ManifestEntry], layout: str, f: int, stride: int = 1, policy: str | None = None,
+                  min_visibility: float | None = None):
     """``(gallery, probe, people)``: two `WindowSet`s of the manifest's clips (pids index ``people``, the sorted
     person names; recording = the clip's line in the manifest, so each clip is one sequence)."""
     from offline.datasets.base import WindowSet
@@ -185,7 +184,7 @@ def manifest_sets(entries: list[ManifestEntry], layout: str, f: int, stride: int
     people = sorted({e.person for e in entries})
     parts: dict[str, list] = {r: [] for r in ROLES}
     for k, e in enumerate(entries):
-        w = clip_windows(e, layout, f, stride, policy)
+        w = clip_windows(e, layout, f, stride, policy, min_visibility)
         if not len(w):
             raise ManifestError(f"{e.where}: {e.clip.name}: no {f}-frame window (the track is shorter than {f} "
                                 "frames or has no hip joints)")
@@ -201,7 +200,7 @@ def manifest_sets(entries: list[ManifestEntry], layout: str, f: int, stride: int
 
 def evaluate_manifest(manifest, model=None, methods=("cage", "raw-kNN", "D13-kNN"), protocols=("p1", "p2"),
                       distances=("euclidean", "cosine"), device: str = "cpu", stride: int = 1,
-                      policy: str | None = None) -> tuple[list[dict], dict]:
+                      policy: str | None = None, min_visibility: float | None = None) -> tuple[list[dict], dict]:
     """The video re-ID benchmark: rows of `offline.evaluate.evaluate_pair` for CAGEs (``model``: a folder
     written by ``cagereid train``; default the shipped live model) and the baselines on a manifest's clips."""
     from cages import pretrained
@@ -215,7 +214,7 @@ def evaluate_manifest(manifest, model=None, methods=("cage", "raw-kNN", "D13-kNN
         raise ManifestError(f"{model}: no encoder.pt (a model folder written by `cagereid train --out`)")
     enc = CageExtractor.from_checkpoint(model, device="cpu")
     f, layout = enc.f, enc.layout
-    gallery, probe, people = manifest_sets(entries, layout, f, stride, policy)
+    gallery, probe, people = manifest_sets(entries, layout, f, stride, policy, min_visibility)
     ms = [cage_method(model, "CAGEs", None, device)] if "cage" in methods else []
     ms += baseline_methods(gallery, tuple(m for m in methods if m != "cage"))
     rows = []
@@ -223,6 +222,7 @@ def evaluate_manifest(manifest, model=None, methods=("cage", "raw-kNN", "D13-kNN
         rows += evaluate_pair(m, gallery, probe, "probe", protocols, distances)
     meta = {"dataset": "video manifest", "manifest": str(Path(manifest).resolve()), "model": str(model),
             "layout": layout, "f": f, "stride": stride, "missing joints": policy or DEFAULT_POLICY,
+            "min visibility": "live default" if min_visibility is None else min_visibility,
             "people": ", ".join(people), "clips": f"{sum(e.role == 'gallery' for e in entries)} gallery, "
                                                    f"{sum(e.role == 'probe' for e in entries)} probe",
             "windows": f"{gallery.n} gallery, {probe.n} probe"}

@@ -137,8 +137,8 @@ def _recorded(path: Path, layout: str, fps: float) -> Iterator[list[Observation]
     res = load_tracks(path)
     seqs = []
     for tr in res.tracks:
-        if layout in tr.joints:
-            joints, valid = tr.joints[layout], tr.valid[layout]
+        if layout in tr.joints:  # from the landmarks with the live visibility threshold (files made with another)
+            joints, valid = tr.layout_joints(layout)
         elif tr.joints:
             from pose.convert import convert
 

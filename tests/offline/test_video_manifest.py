@@ -38,7 +38,9 @@ def test_csv_manifest_reads_and_its_clips_give_windows(tmp_path, clips):
     assert [(e.clip.name, e.person, e.role, e.track) for e in entries] == [
         ("ana_1.npz", "ana", "gallery", None), ("ana_2.npz", "ana", "probe", 1),
         ("bo_1.npz", "bo", "gallery", None), ("bo_2.npz", "bo", "probe", None)]
-    w = clip_windows(entries[3], "kinect_v1", f=6, stride=1)  # left arm never visible: filled, not dropped
+    w = clip_windows(entries[3], "kinect_v1", f=6, stride=1)  # left arm hidden: MediaPipe's estimate is used
+    assert w.shape == (55, 6, 20, 3) and np.isfinite(w).all()
+    w = clip_windows(entries[3], "kinect_v1", f=6, stride=1, min_visibility=0.5)  # dropped, then filled
     assert w.shape == (55, 6, 20, 3) and np.isfinite(w).all()
 
 
