@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from offline.datasets.base import DatasetError, WindowSet
+from offline.errors import OfflineError
 
 NAME_RE = re.compile(r"^(\d{3})-(nm|bg|cl)-(\d{2})-(\d{3})$")
 CONDITIONS = ("nm", "bg", "cl")
@@ -47,9 +48,6 @@ VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".mpg", ".mpeg")
 MANIFEST = "manifest.json"
 FAILURES = "failures.txt"
 
-
-class UserError(ValueError):
-    """Bad arguments or an output folder made with other settings; printed as one line."""
 
 
 @dataclass(frozen=True)
@@ -129,7 +127,7 @@ def discover(root, pose: str) -> list[Item]:
     """
     root = Path(root)
     if not root.is_dir():
-        raise UserError(f"{root}: not a folder (expected a CASIA-B tree)")
+        raise OfflineError(f"{root}: not a folder (expected a CASIA-B tree)")
     items = []
     if pose == "openpose-json":
         dirs = sorted({p.parent for p in root.rglob("*_keypoints.json")})
@@ -162,7 +160,7 @@ def _init_worker(settings: dict, own_process: bool = True) -> None:
 
 def _lifter(s: Settings):
     if _WORKER.get("lifter") is None:
-        from offline.cmd_lift import make_lifter
+        from offline.lift_library import make_lifter
 
         _WORKER["lifter"] = make_lifter(s.lifter, library=s.lifter_file if s.lifter == "matching" else None,
                                         model=s.lifter_file if s.lifter == "mlp" else None, k=s.k, device="cpu")
@@ -213,7 +211,7 @@ def convert_one(path: str, stem: str, out_npz: str) -> dict:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         for prefix in (f"{path}: ", f"video {path}: "):
             msg = msg[len(prefix):] if msg.startswith(prefix) else msg
-        known = type(exc).__name__ in {"SourceError", "DatasetError", "LiftError", "UserError", "ValueError"}
+        known = type(exc).__name__ in {"SourceError", "DatasetError", "LiftError", "OfflineError", "ValueError"}
         return {"status": "failed", "reason": msg if known else f"{type(exc).__name__}: {msg}",
                 "trace": "" if known else traceback.format_exc(limit=3),
                 "seconds": round(time.perf_counter() - t0, 3)}
@@ -243,7 +241,7 @@ def _from_video(path: Path, s: Settings):
 
 
 def _from_openpose(path: Path, s: Settings):
-    from offline.cmd_lift import lift_openpose_dir
+    from offline.lift_library import lift_openpose_dir
 
     person = lift_openpose_dir(path, _lifter(s), s.smooth, min_conf=s.min_conf, min_frames=2)[0]
     return person["joints"], np.asarray(person["frames"], dtype=np.int64), person["valid2d"]
@@ -268,7 +266,7 @@ def _load_manifest(out: Path) -> dict:
     try:
         return json.loads(p.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"{p}: unreadable manifest ({exc}); remove it or use another output folder") from None
+        raise OfflineError(f"{p}: unreadable manifest ({exc}); remove it or use another output folder") from None
 
 
 def convert_tree(root, out, settings: Settings, splits: SplitConfig, workers: int = 2, force: bool = False,
@@ -279,17 +277,17 @@ def convert_tree(root, out, settings: Settings, splits: SplitConfig, workers: in
     out = Path(out)
     items = discover(root, settings.pose)
     if not items:
-        raise UserError(f"{root}: no CASIA-B {'OpenPose JSON folders' if settings.pose == 'openpose-json' else 'videos'}"
+        raise OfflineError(f"{root}: no CASIA-B {'OpenPose JSON folders' if settings.pose == 'openpose-json' else 'videos'}"
                         f" found")
     if settings.pose == "openpose-json":
-        from offline.cmd_lift import make_lifter
+        from offline.lift_library import make_lifter
 
         make_lifter(settings.lifter, settings.lifter_file if settings.lifter == "matching" else None,
                     settings.lifter_file if settings.lifter == "mlp" else None, settings.k, "cpu")  # fail early
     manifest = _load_manifest(out)
     if manifest and manifest.get("settings") != settings.key():
         if not force:
-            raise UserError(f"{out / MANIFEST}: made with other settings {manifest.get('settings')}; "
+            raise OfflineError(f"{out / MANIFEST}: made with other settings {manifest.get('settings')}; "
                             f"use --force to redo everything or choose another --out")
         manifest = {}
     entries: dict = dict(manifest.get("items", {})) if manifest else {}

@@ -30,14 +30,14 @@ from pathlib import Path
 
 import numpy as np
 
+from offline.errors import OfflineError
+
 ROLES = ("gallery", "probe")
 CASIA_GALLERY = ("nm", (1, 2, 3, 4))  # CASIA-B: nm-01..04 are the gallery, everything else probes
 
 
-class ManifestError(ValueError):
+class ManifestError(OfflineError):
     """A manifest that cannot be used; the message names the file (and line) and what is wrong."""
-
-    user_error = True
 
 
 @dataclass(frozen=True)

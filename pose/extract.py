@@ -44,6 +44,7 @@ from pose.estimator import PoseEstimator, PoseResult, estimate_translation, to_c
 from pose.smoothing import OneEuroFilter, fill_gaps
 from pose.sources import Frame, FrameSource, SourceError, open_source
 from pose.track import Track, Tracker, pose_box
+from pose.errors import PoseError
 
 FORMAT = "cagereid-tracks"
 FORMAT_VERSION = 1
@@ -62,8 +63,8 @@ AXES = {
 _TORSO = (11, 12, 23, 24)
 
 
-class UserError(ValueError):
-    """A bad argument (unknown layout, ...): the CLI prints it as one line."""
+class ExtractError(PoseError):
+    """A bad extraction request (unknown layout, unreadable tracks file, ...): one line."""
 
 
 def _layout_name(name: str) -> str:
@@ -72,7 +73,7 @@ def _layout_name(name: str) -> str:
     try:
         return get_layout(name).name
     except ValueError as exc:  # LayoutError: one line, lists the valid names
-        raise UserError(str(exc)) from None
+        raise ExtractError(str(exc)) from None
 
 
 def to_layout_axes(world: np.ndarray) -> np.ndarray:
@@ -154,7 +155,7 @@ class PosePipeline:
                  focal_px: float | None = None, drop_unposed: int = 3, tracker_kw: dict | None = None,
                  smoothing_kw: dict | None = None):
         if multi_person not in (True, False, "auto"):
-            raise UserError(f"multi_person must be True, False or 'auto', got {multi_person!r}")
+            raise ExtractError(f"multi_person must be True, False or 'auto', got {multi_person!r}")
         self.layout = _layout_name(layout)
         self.multi_person = multi_person
         self.mode = "multi" if multi_person is True else "single"

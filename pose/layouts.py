@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 import numpy as np
+from pose.errors import PoseError
 
 
-class LayoutError(ValueError):
+class LayoutError(PoseError):
     """An unknown layout name, or a conversion that no recipe can produce."""
 
 

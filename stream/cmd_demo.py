@@ -17,11 +17,13 @@ HELP = "Live re-identification demo on synthetic walkers with the shipped encode
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from stream.cmd_live import add_common
+    from cagereid.flags import alias
+    from stream.options import add_common
 
     p.add_argument("--known", type=int, default=5, help="walkers to enrol (default: 5)")
     p.add_argument("--strangers", type=int, default=3, help="walkers never enrolled (default: 3)")
-    p.add_argument("--seconds", type=float, default=12.0, help="length of the live walks (default: 12)")
+    p.add_argument("--walk-seconds", type=float, default=12.0, help="length of the live walks (default: 12)")
+    alias(p, "--seconds", "--walk-seconds", "walk_seconds", type=float, metavar="S")
     p.add_argument("--seed", type=int, default=7, help="population seed (default: 7)")
     p.add_argument("--gallery", default=None, help="keep the demo gallery in this file (default: a temporary file)")
     add_common(p)
@@ -101,23 +103,23 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from stream.cmd_live import drive, print_summary
+    from stream.dashboard import drive, print_summary
     from stream.config import load_config
-    from stream.errors import UserError
+    from stream.errors import StreamError
     from stream.gallery import Gallery
     from stream.identify import calibrate, load_encoder
     from stream.pipeline import Pipeline
     from stream.producer import walker_name
 
-    if args.known < 1 or args.strangers < 0 or args.known + args.strangers > 20 or args.seconds < 1:
-        raise UserError("need 1 <= --known, 0 <= --strangers, known + strangers <= 20 and --seconds >= 1")
+    if args.known < 1 or args.strangers < 0 or args.known + args.strangers > 20 or args.walk_seconds < 1:
+        raise StreamError("need 1 <= --known, 0 <= --strangers, known + strangers <= 20 and --walk-seconds >= 1")
     cfg = load_config(args.config, device=args.device)
     console = Console()
     people = args.known + args.strangers
     with tempfile.TemporaryDirectory(prefix="cagereid-demo-") as tmp:
         gallery = Path(args.gallery) if args.gallery else Path(tmp) / "gallery.sqlite"
         if gallery.exists():
-            raise UserError(f"{gallery}: exists; the demo writes a fresh gallery (remove it or pick another file)")
+            raise StreamError(f"{gallery}: exists; the demo writes a fresh gallery (remove it or pick another file)")
         t0 = time.time()
         console.print(f"[bold]cagereid demo[/bold]: loading the encoder "
                       f"({args.model or 'shipped: cages/pretrained'}) ...")
@@ -128,10 +130,10 @@ def run(args: argparse.Namespace) -> int:
         with Gallery(gallery) as g:
             accept = calibrate(g.load(encoder.fingerprint), cfg)
         enrol_s = time.time() - t0
-        frames = int(round(args.seconds * cfg.fps))
+        frames = int(round(args.walk_seconds * cfg.fps))
         source = (f"synthetic:people={people},seed={args.seed},frames={frames},walks=1,walk_seed=2000")
         console.print(f"live: {people} walkers at once ({args.known} enrolled + {args.strangers} strangers), "
-                      f"{args.seconds:.0f}s walks; source {source}")
+                      f"{args.walk_seconds:.0f}s walks; source {source}")
         t1 = time.time()
         with Pipeline(cfg, source, model=args.model, gallery=gallery) as pipe:
             pipe.state.title = "cagereid demo"

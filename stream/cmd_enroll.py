@@ -7,7 +7,7 @@ HELP = "Enrol a person: walk in front of a camera / give a video or skeleton fil
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from stream.cmd_live import DEFAULT_GALLERY, add_common
+    from stream.options import DEFAULT_GALLERY, add_common
 
     p.add_argument("--name", required=True, help="the person's name (shown on the dashboard)")
     p.add_argument("--source", required=True, help="video file, camera index (0), skeleton recording (.npz from "
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from stream.config import load_config
-    from stream.errors import SourceError, UserError
+    from stream.errors import SourceError, StreamError
     from stream.identify import load_encoder
     from stream.producer import open_observations
     from stream.windower import windows_of_source
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     track = args.track if args.track is not None else max(per_track, key=lambda t: len(per_track[t]))
     windows = np.stack(per_track[track])
     if len(windows) < args.min_windows:
-        raise UserError(f"{args.source}: only {len(windows)} windows of track {track} (need {args.min_windows}); "
+        raise StreamError(f"{args.source}: only {len(windows)} windows of track {track} (need {args.min_windows}); "
                         "use a longer walk")
     n = enroll_windows(args.gallery, args.name, windows, encoder, source=f"{args.source}#track{track}")
     others = f" ({len(per_track) - 1} other tracks ignored)" if len(per_track) > 1 else ""

@@ -7,7 +7,7 @@ HELP = "List enrolled people or remove one from the gallery"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from stream.cmd_live import DEFAULT_GALLERY
+    from stream.options import DEFAULT_GALLERY
 
     p.add_argument("action", choices=("list", "remove"), help="list: people, embeddings, model; remove NAME")
     p.add_argument("name", nargs="?", help="person to remove")
@@ -20,14 +20,14 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from stream.errors import UserError
+    from stream.errors import StreamError
     from stream.gallery import Gallery
 
     console = Console()
     with Gallery(args.gallery, create=False) as g:
         if args.action == "remove":
             if not args.name:
-                raise UserError("gallery remove needs a NAME")
+                raise StreamError("gallery remove needs a NAME")
             n = g.remove(args.name)
             console.print(f"removed {args.name} ({n} embeddings) from {args.gallery}")
             return 0

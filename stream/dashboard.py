@@ -202,3 +202,61 @@ def render(state: DashboardState, now: float | None = None) -> Layout:
     )
     layout["rest"].update(Text(""))
     return layout
+
+
+def drive(pipe, duration: float, dashboard: bool, console=None, idle_after_finish_s: float = 2.0) -> str:
+    """Run the started pipeline until ``duration``, or the source finished and results stopped coming.
+
+    Returns why it stopped: "duration", "finished" or "interrupted". Shows the live dashboard when asked
+    and stdout is a terminal.
+    """
+    from rich.console import Console
+    from rich.live import Live
+
+    console = console or Console()
+    start = time.time()
+    last_decisions, last_change = -1, time.time()
+
+    def done() -> str | None:
+        nonlocal last_decisions, last_change
+        now = time.time()
+        if pipe.state.decisions != last_decisions:
+            last_decisions, last_change = pipe.state.decisions, now
+        if duration and now - start >= duration:
+            return "duration"
+        if pipe.producer_finished and now - last_change >= idle_after_finish_s:
+            return "finished"
+        return None
+
+    reason = None
+    try:
+        if dashboard and console.is_terminal:
+            with Live(render(pipe.state), console=console, screen=True, refresh_per_second=4,
+                      auto_refresh=False) as live:
+                last_draw = 0.0
+                while reason is None:
+                    pipe.poll(0.05)
+                    pipe.supervise()
+                    if time.time() - last_draw >= 0.25:
+                        live.update(render(pipe.state), refresh=True)
+                        last_draw = time.time()
+                    reason = done()
+        else:
+            while reason is None:
+                pipe.poll(0.05)
+                pipe.supervise()
+                reason = done()
+    except KeyboardInterrupt:
+        reason = "interrupted"
+    return reason
+
+
+def print_summary(state, console, now: float | None = None) -> None:
+    """Tracks and stage health as they were at ``now`` (the moment the run stopped), then latency."""
+    now = time.time() if now is None else now
+    console.print(Panel(make_tracks(state, now), title="tracks"))
+    console.print(Panel(make_health(state, now), title="pipeline health"))
+    p50, p95 = state.latency()
+    console.print(f"decisions {state.decisions}   latency frame→decision p50 {p50:.1f} ms, p95 {p95:.1f} ms")
+    for p in state.problems:
+        console.print(f"[red]{p}[/red]")

@@ -24,7 +24,7 @@ import zmq
 
 from stream.config import StreamConfig
 from stream.dashboard import DashboardState, StageRow
-from stream.errors import UserError
+from stream.errors import StreamError
 from stream.messages import ControlMsg, DecisionMsg, MessageError, StatsMsg, decode
 
 STAGES = ("identify", "windower", "producer")
@@ -133,13 +133,13 @@ class Pipeline:
                 row = self.state.stages.get(name)
                 if row is not None and row.state == "error" and row.info.get("error"):
                     self.stop()
-                    raise UserError(f"{name} stage failed: {row.info['error']}")
+                    raise StreamError(f"{name} stage failed: {row.info['error']}")
                 if sp.proc is not None and sp.proc.exitcode not in (None, 0):
                     self.stop()
-                    raise UserError(f"{name} stage exited with status {sp.proc.exitcode} while waiting for {what}")
+                    raise StreamError(f"{name} stage exited with status {sp.proc.exitcode} while waiting for {what}")
             if time.time() > end:
                 self.stop()
-                raise UserError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+                raise StreamError(f"timed out after {timeout_s:.0f}s waiting for {what}")
 
     def poll(self, timeout_s: float = 0.05) -> int:
         """Receive every waiting event (waits up to ``timeout_s`` for the first); return how many."""

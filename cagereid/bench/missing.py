@@ -115,9 +115,11 @@ def ucb(folder: str, policies: list[str], thresholds: list[float], methods: dict
     from offline.video_manifest import track_joints, windows_of_track
     from pose.extract import load_tracks
 
+    from offline.errors import OfflineError
+
     files = sorted(Path(folder).glob("*.npz"))
     if not files:
-        raise SystemExit(f"error: {folder}: no .npz tracks files")
+        raise OfflineError(f"{folder}: no .npz tracks files")
     enrol_rows, rows = [], []
     for vis in thresholds:
         for pol in policies:
@@ -163,6 +165,10 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    if not args.tracks and not args.ucalgary:
+        from offline.errors import OfflineError
+
+        raise OfflineError("give --tracks DIR and/or --ucalgary DIR")
     enc, methods = _methods(args.model)
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
     console = Console()
@@ -184,8 +190,6 @@ def run(args: argparse.Namespace) -> int:
         rows = ucalgary_proxy(args.ucalgary, policies, methods, args.seed, enc.f)
         _table(console, f"UCalgary proxy (kinect_v1, monocular-like degradation, seed {args.seed}): gallery Run1, "
                "probe Run2", rows, ("policy", "method", "w_r1", "w_map", "s_r1", "s_hits", "windows"))
-    if not args.tracks and not args.ucalgary:
-        raise SystemExit("error: give --tracks DIR and/or --ucalgary DIR")
     return 0
 
 

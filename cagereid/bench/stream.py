@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="encoder folder (default: the shipped cages/pretrained)")
     p.add_argument("--tracks", default="1,4,16", help="concurrent track counts (default: 1,4,16)")
     p.add_argument("--seconds", type=float, default=8.0, help="measured seconds per track count (default: 8)")
-    p.add_argument("--stride", type=int, default=None, help="window stride (default: configs/stream.yaml)")
+    p.add_argument("--stride", type=int, default=None, help="window stride (default: cagereid/configs/stream.yaml)")
     p.add_argument("--skip-e2e", action="store_true", help="only the hop and encoder tables")
 
 

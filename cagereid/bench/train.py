@@ -11,7 +11,10 @@ HELP = "CAGE training throughput (windows/s), encoder latency per window batch, 
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", type=str.upper, default="BIWI", help="sets J (BIWI/IAS/KGBD 20, KS20 25, ...)")
+    from offline.datasets.registry import TRAINABLE, dataset_arg
+
+    p.add_argument("--dataset", type=dataset_arg(TRAINABLE), default="BIWI", metavar="|".join(TRAINABLE),
+                   help="sets J (BIWI/IAS/KGBD 20, KS20 25, ...) (default BIWI)")
     p.add_argument("--length", type=int, default=6, help="window length f (default 6)")
     p.add_argument("--mode", choices=["faithful", "improved"], default="faithful")
     p.add_argument("--batch-size", type=int, default=128, help="training batch (default 128, as the original)")
@@ -30,47 +33,38 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from cages.encoder import CageEncoder, la_gaussian, macs_per_window
+    from cages.encoder import CageEncoder, macs_per_window
     from cages.features import CageExtractor, FeatureConfig, resolve_device
-    from cages.loss import l2_penalty
-    from offline.cmd_params import JOINTS
+    from offline.datasets import registry
     from offline.datasets.base import WindowSet
-    from offline.training.config import TrainConfig
-    from offline.training.encoder import EncoderData as _EncoderData, batches as _batches, model_losses as _model_losses
+    from offline.training.config import build_config
+    from offline.training.encoder import EncoderData, batches, la_profiles, new_optimizer, training_step
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     device = torch.device(resolve_device(args.device))
-    J, f, B = JOINTS.get(args.dataset, 20), args.length, args.batch_size
-    cfg = TrainConfig(dataset=args.dataset if args.dataset in JOINTS else "BIWI", f=f, mode=args.mode,
-                      batch_size=B, device=str(device)).resolved()
+    J, f, B = registry.get(args.dataset).joints, args.length, args.batch_size
+    cfg = build_config(dataset=args.dataset, f=f, mode=args.mode, batch_size=B, device=str(device)).resolved()
     ecfg = cfg.encoder_config(J)
     rng = np.random.default_rng(0)
     n = B * (args.steps + 1)
     ws = WindowSet(rng.normal(size=(n, f, J, 3)), np.zeros(n, np.int64), recording=np.arange(n) // 50,
                    start=(np.arange(n) % 50) * f)
     model = CageEncoder(ecfg).to(device)
-    data = _EncoderData(ws, cfg, ecfg, FeatureConfig(), device, 0)
-    profiles = {t: la_gaussian(f, ecfg.la_profile_centre(t), device=device) for t in ecfg.tasks}
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    data = EncoderData(ws, cfg, ecfg, FeatureConfig(), device, 0)
+    profiles = la_profiles(ecfg, f, device)
+    opt = new_optimizer(model, cfg)
     use_amp = cfg.amp and device.type == "cuda"
 
     def sync():
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    batches = _batches(data, np.arange(n), cfg, rng)
     times = []
-    for k, b in enumerate(batches[: args.steps + 1]):
+    for k, b in enumerate(batches(data, np.arange(n), cfg, rng)[: args.steps + 1]):
         sync()
         t0 = time.perf_counter()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            parts = _model_losses(model, data, torch.as_tensor(b, device=device), cfg, profiles)
-        loss = parts["rec"] + parts["la"] + parts["con"] + (l2_penalty(model.parameters(), cfg.l2) if cfg.l2 else 0)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_value_(model.parameters(), cfg.clip)
-        opt.step()
+        training_step(model, opt, data, torch.as_tensor(b, device=device), cfg, profiles, use_amp)  # the real step
         sync()
         if k > 0:  # first step = warm-up
             times.append(time.perf_counter() - t0)
@@ -97,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     table.add_column("value", justify="right")
     table.add_row("parameters (encoder, all axis models)", f"{model.n_parameters():,}")
     table.add_row("analytic FLOPs per window (training forward)", f"{2 * macs / 1e6:.1f} M")
-    table.add_row(f"training throughput (batch {B}, fwd+bwd+Adam)", f"{train_wps:,.0f} windows/s")
+    table.add_row(f"training throughput (batch {B}, training_step: fwd+bwd+optimiser)", f"{train_wps:,.0f} windows/s")
     for bs, ms in lat:
         table.add_row(f"encoder inference, batch of {bs} windows", f"{ms:.1f} ms ({ms / bs:.2f} ms/window)")
     Console().print(table)

@@ -54,7 +54,7 @@ def test_video_tree_end_to_end(shared_data, tmp_path):
     (tree / "003" / "003-nm-01-090.avi").write_bytes(b"this is not a video" * 50)  # corrupt
     (tree / "003" / "holiday.avi").write_bytes(b"x")  # not a CASIA-B name
     args = ["casia-b", str(tree), "--out", str(out), "--cve-f", "10", "--cme-f", "10", "--cme-train-subjects", "1",
-            "--workers", "2", "--no-progress"]
+            "--workers", "2", "--quiet"]
     assert main(args) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["finished"] and manifest["settings"]["pose"] == "mediapipe"
@@ -125,7 +125,7 @@ def test_openpose_json_tree_with_lifting(tmp_path, library, openpose_walk, casia
         assert np.isfinite(cve["test"].windows).all()
     # no cl sequence converted -> the CME layout cannot be complete, and says so
     assert res.datasets["CASIA_B_match"] == {} and any("cl" in s for s in res.datasets["not_written"])
-    with pytest.raises(C.UserError, match="other settings"):
+    with pytest.raises(C.OfflineError, match="other settings"):
         C.convert_tree(tree, out, C.Settings(pose="openpose-json", lifter="matching", lifter_file=str(library), k=5),
                        splits, workers=1, progress=False, log=lambda *a: None)
     again = C.convert_tree(tree, out, settings, splits, workers=1, progress=False, log=lambda *a: None)
