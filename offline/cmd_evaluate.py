@@ -167,7 +167,8 @@ def run(args: argparse.Namespace) -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "evaluate":
         meta["command"] = "cagereid " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     meta["protocols"] = ", ".join(p.upper() for p in protocols)
-    paths = write_report(out, rows, meta, title=f"{ds} (f = {f})")
+    trained = [Path(d) for d in meta.get("cage runs", "").split(", ") if d] or ([run_dir] if run_dir else [])
+    paths = write_report(out, rows, meta, title=f"{ds} (f = {f})", training_runs=trained)
     print(markdown(summarize(rows), f"{ds} (f = {f})").split("## All metrics")[0].rstrip())
     print(f"\nreport: {paths['report.md']}  ({len(paths) - 2} plots)")
     return 0
@@ -196,7 +197,7 @@ def run_tracks(args: argparse.Namespace) -> int:
     meta["protocols"] = ", ".join(p.upper() for p in protocols)
     out = Path(args.out) if args.out else Path("runs") / f"eval_tracks_{Path(args.tracks).stem}"
     title = f"video re-ID ({Path(args.tracks).name}, f = {meta['f']})"
-    paths = write_report(out, rows, meta, title=title)
+    paths = write_report(out, rows, meta, title=title, training_runs=[model] if model else [])
     print(markdown(summarize(rows), title).split("## All metrics")[0].rstrip())
     print(f"\nreport: {paths['report.md']}  ({len(paths) - 2} plots)")
     return 0

@@ -84,6 +84,71 @@ def knn_class_scores(probe_emb: np.ndarray, gallery_emb: np.ndarray, gallery_pid
     return np.where(np.isfinite(scores), scores, -1e12), classes
 
 
+def open_set_scores(gallery_emb: np.ndarray, gallery: WindowSet, probe_emb: np.ndarray, probe: WindowSet,
+                    metric: str = "euclidean", exclude_self: bool = False) -> dict:
+    """The live open-set decision replayed offline: genuine vs impostor scores and the acceptance score.
+
+    Each probe walk is pooled like a live track (running mean of the last ``pool_windows`` windows) and matched
+    with `cages.matcher.Matcher` as the live stage does (the live defaults' ``reduce``, this ``metric``). Genuine:
+    the score against the walker's own person; impostor: the best score among the *other* people (what a
+    stranger's best match looks like). ``accept_score`` is calibrated on the gallery alone by
+    `stream.identify.calibrate`, exactly the threshold `cagereid live` uses when the config leaves it unset.
+    Scores are the matcher's (higher = more alike: minus the distance for euclidean, the cosine for cosine).
+    ``exclude_self``: gallery and probes are the same windows; each walk is matched against the others only.
+    """
+    from types import SimpleNamespace
+
+    from cages.matcher import Matcher, running_mean
+    from stream.config import StreamConfig
+    from stream.identify import calibrate
+
+    cfg = StreamConfig(metric=metric)
+    people = np.unique(gallery.pids)
+    g_idx = np.searchsorted(people, gallery.pids)
+    data = SimpleNamespace(names=[str(p) for p in people], embeddings=np.asarray(gallery_emb, np.float64),
+                           person=g_idx, session=gallery.recording)
+    accept = calibrate(data, cfg)
+    group, _, _ = sequence_groups(probe)
+    genuine, impostor = [], []
+    matcher = None if exclude_self else Matcher(data.embeddings, g_idx, cfg.metric, cfg.reduce)
+    for gi in np.unique(group):
+        sel = np.flatnonzero(group == gi)
+        pooled = running_mean(np.asarray(probe_emb, np.float64)[sel], cfg.pool_windows)
+        m = matcher
+        if exclude_self:
+            keep = ~((gallery.pids == probe.pids[sel[0]]) & (gallery.recording == probe.recording[sel[0]]))
+            m = Matcher(data.embeddings[keep], g_idx[keep], cfg.metric, cfg.reduce)
+        s = np.full((len(sel), len(people)), -np.inf)  # -inf for people absent from the gallery
+        part = m.scores(pooled)
+        s[:, :part.shape[1]] = part
+        own = np.searchsorted(people, probe.pids[sel[0]])
+        known = own < len(people) and people[own] == probe.pids[sel[0]]
+        if known and np.isfinite(s[:, own]).all():
+            genuine.append(s[:, own])
+            s = s.copy()
+            s[:, own] = -np.inf
+        best = s.max(axis=1)
+        impostor.append(best[np.isfinite(best)])
+    cat = lambda xs: np.concatenate(xs).tolist() if xs else []  # noqa: E731
+    return {"genuine": cat(genuine), "impostor": cat(impostor), "accept_score": accept, "metric": cfg.metric,
+            "reduce": cfg.reduce, "pool_windows": cfg.pool_windows}
+
+
+def embedding_map(emb: np.ndarray, pids: np.ndarray, max_points: int = 3000, seed: int = 0) -> dict:
+    """2-D PCA of embeddings (a random subset of at most ``max_points``) with their person ids, for a plot."""
+    emb = np.asarray(emb, np.float64)
+    idx = np.arange(len(emb))
+    if len(idx) > max_points:
+        idx = np.sort(np.random.default_rng(seed).choice(idx, max_points, replace=False))
+    x = emb[idx] - emb[idx].mean(axis=0)
+    if len(x) < 2 or x.shape[1] < 2:
+        return {"xy": [], "pids": [], "explained": []}
+    _, sv, vt = np.linalg.svd(x, full_matrices=False)
+    var = sv ** 2
+    return {"xy": (x @ vt[:2].T).tolist(), "pids": np.asarray(pids)[idx].tolist(),
+            "explained": (var[:2] / max(var.sum(), 1e-12)).tolist()}
+
+
 def _row(method: Method, protocol: str, split: str, level: str, distance: str, m: dict) -> dict:
     row = {"method": method.name, "protocol": protocol, "split": split, "level": level, "distance": distance,
            "seed": method.seed}
@@ -118,6 +183,9 @@ def evaluate_pair(method: Method, gallery: WindowSet, probe: WindowSet, split: s
             m = rank_metrics(pairwise_distance(p_emb, g_emb, distance), probe.pids, gallery.pids,
                              min(P2_MAX_RANK, gallery.n), exclude)
             rows.append(_row(method, "P2", split, "window", distance, m))
+            if distance == distances[0]:  # what the plots of `offline.report` draw (not kept in report.json)
+                rows[-1]["open_set"] = open_set_scores(g_emb, gallery, p_emb, probe, distance, exclude_self=same_set)
+                rows[-1]["embedding_map"] = embedding_map(p_emb, probe.pids)
             m = rank_metrics(pairwise_distance(p_seq, g_seq, distance), pg_pids, gg_pids,
                              min(P2_MAX_RANK, len(gg_pids)), seq_exclude)
             rows.append(_row(method, "P2", split, "sequence", distance, m))
@@ -474,6 +542,7 @@ def run_dataset(root, dataset: str, f: int, layout: str = "auto", view: int | No
             "pairs": ", ".join(p.name for p, _ in pairs)}
     rows: list[dict] = []
     cache: dict[int, list[Method]] = {}
+    trained: list[str] = []
     for proto, splits in pairs:
         cages: list[Method] = []
         if "cage" in methods:
@@ -489,9 +558,12 @@ def run_dataset(root, dataset: str, f: int, layout: str = "auto", view: int | No
                         train_cage_run(splits["train"], splits["train"] if proto.gallery == "train" else splits[proto.gallery],
                                        d, seed, device, config, epochs, rn_epochs)
                         ms.append(cage_method(d, "CAGEs", seed, device, readout, bone_weight))
+                        trained.append(str(d))
                     cache[id(splits)] = ms
                 cages = cache[id(splits)]
         rows += evaluate_protocols([(proto, splits)], cages, protocols,
                                    tuple(x for x in methods if x != "cage"), distances)
         say(f"{proto.name}: evaluated {len(cages)} CAGE model(s) and the baselines")
+    if trained:
+        meta["cage runs"] = ", ".join(trained)
     return rows, meta
