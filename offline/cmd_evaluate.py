@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     say = E.progress_printer(args.quiet)
     common = dict(methods=methods, protocols=protocols, distances=args.distance, device=args.device,
                   config=args.config, epochs=args.epochs, rn_epochs=args.rn_epochs, say=say,
-                  readout=args.readout, bone_weight=args.bone_weight)
+                  readout=args.readout, bone_weight=args.bone_weight, progress=not args.quiet)
     if ds == "UCALGARY":
         if args.data_root is None:
             raise OfflineError("--dataset UCALGARY needs --data-root (the ucalgary_gait folder)")

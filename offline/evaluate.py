@@ -388,7 +388,8 @@ def load_train_config(config, dataset: str, f: int, seed: int, device: str = "au
 
 
 def train_cage_run(train: WindowSet, rn_train: WindowSet, out_dir, seed: int, device: str = "auto",
-                   config: str | None = None, epochs: int | None = None, rn_epochs: int | None = None):
+                   config: str | None = None, epochs: int | None = None, rn_epochs: int | None = None,
+                   progress: bool = False):
     """Train an encoder on ``train`` (labels unused) and an RN on the labelled ``rn_train`` windows into
     ``out_dir`` (``encoder.pt|json``, ``rn.pt|json``, as `cagereid train` writes them), with the training
     library's `train_encoder` and `fit_rn`. The RN epoch is chosen on a validation tail of ``rn_train``
@@ -407,13 +408,13 @@ def train_cage_run(train: WindowSet, rn_train: WindowSet, out_dir, seed: int, de
         return out_dir
     command = "cagereid evaluate (harness)"
     if not (out_dir / "encoder.pt").is_file():
-        train_encoder(train, cfg, out_dir, seed, cfg.device, progress=False,
+        train_encoder(train, cfg, out_dir, seed, cfg.device, progress=progress,
                       resume=(out_dir / "encoder_state.pt").is_file(), command=command)
     extractor = CageExtractor.from_checkpoint(out_dir, device=cfg.device)
     rcfg = cfg.resolved()
     if rcfg.rn_select == "probe":  # the harness never selects on probes (CAGE_SPEC Q8)
         rcfg = replace(rcfg, rn_select="val")
-    fit_rn(extractor, rn_train, rcfg, out_dir, progress=False, device=cfg.device, command=command)
+    fit_rn(extractor, rn_train, rcfg, out_dir, progress=progress, device=cfg.device, command=command)
     return out_dir
 
 
@@ -437,6 +438,32 @@ def _check_reusable(run: Path, train: WindowSet, cfg) -> None:
 
 
 # --- entry points -------------------------------------------------------------------------------------
+class Steps:
+    """The long steps of a job (one CAGE training each): ``done()`` says how many are left and about how long
+    they take at the mean pace of the trained ones so far (reused runs cost nothing and are not counted)."""
+
+    def __init__(self, total: int, say) -> None:
+        import time
+
+        self.total, self.say, self.n, self.trained, self.spent = total, say, 0, 0, 0.0
+        self._clock, self._t = time.monotonic, time.monotonic()
+
+    def start(self) -> None:
+        self._t = self._clock()
+
+    def done(self, what: str, trained: bool = True) -> None:
+        self.n += 1
+        if trained:
+            self.trained += 1
+            self.spent += self._clock() - self._t
+        left = self.total - self.n
+        eta = ""
+        if left and self.trained:
+            sec = left * self.spent / self.trained
+            eta = f", about {sec / 60:.0f} min left" if sec >= 90 else f", about {sec:.0f} s left"
+        self.say(f"[{self.n}/{self.total}] {what}{eta}")
+
+
 def progress_printer(quiet: bool = False):
     import sys
 
@@ -452,7 +479,8 @@ def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...]
                  encoder_data: tuple[str, ...] = ("run1", "all"), run_dir=None, device: str = "auto",
                  config: str | None = None, epochs: int | None = None, rn_epochs: int | None = None,
                  say=print, readout: str | None = None, bone_weight: float | None = None,
-                 people: tuple[int, ...] | None = None, runs_dir=None) -> tuple[list[dict], dict]:
+                 people: tuple[int, ...] | None = None, runs_dir=None,
+                 progress: bool = False) -> tuple[list[dict], dict]:
     """The real-data protocol: gallery Run1, probes Run2 (same) and Run3-6 (cross, limp); sub10 dropped.
 
     ``people`` restricts gallery and probes to these subject numbers (P2 only: the encoder and the RN still
@@ -503,6 +531,7 @@ def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...]
         cage_runs.append(("CAGEs", None, Path(run_dir)))
     else:
         rn_train = ucalgary_windows(data, f, P.UCALGARY_RUNS["gallery"], stride=1)
+        steps = Steps(len(encoder_data) * seeds, say)
         for variant in encoder_data:
             runs = {"run1": P.UCALGARY_RUNS["gallery"], "all": (1, 2, 3, 4, 5, 6)}.get(variant)
             if runs is None:
@@ -512,11 +541,14 @@ def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...]
             label = "CAGEs (Run1 encoder)" if variant == "run1" else "CAGEs (all runs, transductive)"
             for seed in range(seeds):
                 d = Path(runs_dir or out_dir) / f"cage_{variant}_seed{seed}"
-                if (d / "encoder.pt").is_file() and (d / "rn.pt").is_file():
+                reuse = (d / "encoder.pt").is_file() and (d / "rn.pt").is_file()
+                if reuse:
                     say(f"{label} seed {seed}: reusing the finished run {d}")
                 else:
                     say(f"{label} seed {seed}: training into {d} ({enc_train.n} encoder windows, {rn_train.n} RN windows)")
-                train_cage_run(enc_train, rn_train, d, seed, device, config, epochs, rn_epochs)
+                steps.start()
+                train_cage_run(enc_train, rn_train, d, seed, device, config, epochs, rn_epochs, progress)
+                steps.done(f"{label} seed {seed}: trained", trained=not reuse)
                 cage_runs.append((label, seed, d))
     for label, seed, d in cage_runs:
         m = cage_method(d, label, seed, device, readout, bone_weight)
@@ -533,7 +565,7 @@ def run_dataset(root, dataset: str, f: int, layout: str = "auto", view: int | No
                 distances: tuple[str, ...] = DISTANCES, run_dir=None, train: bool = False, seeds: int = 1,
                 out_dir=None, device: str = "auto", config: str | None = None, epochs: int | None = None,
                 rn_epochs: int | None = None, say=print, readout: str | None = None,
-                bone_weight: float | None = None) -> tuple[list[dict], dict]:
+                bone_weight: float | None = None, progress: bool = False) -> tuple[list[dict], dict]:
     """Every gallery/probe pair of a benchmark in the CAGE or P2 layout. CAGEs come from ``run_dir`` or, with
     ``train``, are trained per seed (and per CASIA-B view) on the training split; otherwise only baselines."""
     layout = detect_layout(root, dataset, f) if layout == "auto" else layout
@@ -552,11 +584,14 @@ def run_dataset(root, dataset: str, f: int, layout: str = "auto", view: int | No
                 if id(splits) not in cache:
                     tag = "" if proto.view is None else f"_view{proto.view}"
                     ms = []
+                    steps = Steps(seeds, say)
                     for seed in range(seeds):
                         d = Path(out_dir) / f"cage_{dataset}_f{f}{tag}_seed{seed}"
                         say(f"CAGEs seed {seed}: training into {d}")
+                        steps.start()
                         train_cage_run(splits["train"], splits["train"] if proto.gallery == "train" else splits[proto.gallery],
-                                       d, seed, device, config, epochs, rn_epochs)
+                                       d, seed, device, config, epochs, rn_epochs, progress)
+                        steps.done(f"CAGEs seed {seed}{tag}: trained")
                         ms.append(cage_method(d, "CAGEs", seed, device, readout, bone_weight))
                         trained.append(str(d))
                     cache[id(splits)] = ms
