@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "compare several evaluation runs (Markdown table), or plot a training run's loss curves (--training)"
+HELP = "Compare several evaluation runs (Markdown table), or plot a training run's loss curves (--training)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
