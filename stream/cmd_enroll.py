@@ -19,6 +19,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seconds", type=float, default=None, help="use at most this many seconds (default: all; "
                    "10 for a camera)")
     p.add_argument("--min-windows", type=int, default=5, help="refuse enrolments with fewer windows (default: 5)")
+    from cagereid.flags import add_quiet
+
+    add_quiet(p, "no progress bar on stderr while a video is read")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from stream.gallery import check_name
     from stream.identify import load_encoder
     from stream.producer import check_source, open_observations
-    from stream.enrol import enroll_windows, finite_source
+    from stream.enrol import enroll_windows, finite_source, frame_progress
     from stream.windower import windows_of_source
 
     name = check_name(args.name, "--name")
@@ -41,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     check_source(source, open_it=True)
     encoder = load_encoder(args.model, cfg.device)
     obs, _ = open_observations(source, encoder.layout, cfg.fps)
+    obs = frame_progress(obs, source, seconds, enabled=not args.quiet)
     per_track = windows_of_source(obs, encoder.f, cfg.stride, track=args.track, max_seconds=seconds,
                                   layout=encoder.layout)
     if not per_track:

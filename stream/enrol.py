@@ -48,3 +48,38 @@ def enrol_synthetic(gallery_path, encoder, people: int, known: int, seed: int, s
             out[walker_name(i)] = out.get(walker_name(i), 0) + enroll_windows(
                 gallery_path, walker_name(i), np.stack(windows), encoder, source=f"{spec}#walk{k}")
     return out
+
+
+def frame_progress(obs, spec: str, seconds: float | None, enabled: bool = True):
+    """Yield the observations of ``obs`` unchanged while a bar on stderr counts the source's frames, with the
+    time left when the length is known (a video file; a camera with ``seconds``). Recordings and synthetic
+    walkers take no time and get no bar."""
+    spec = str(spec)
+    quick = spec.startswith("synthetic") or spec.endswith(".npz")
+    if not enabled or quick:
+        yield from obs
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    total = None
+    if not spec.isdigit():
+        from pose.sources import open_source
+
+        src = open_source(spec)
+        try:
+            total, fps = src.expected_frames(), src.fps
+        finally:
+            src.close()
+        if total is not None and seconds is not None and fps:
+            total = min(total, int(seconds * fps) + 1)
+    with Progress(TextColumn("[bold]enrol[/] reading poses"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=Console(stderr=True), transient=False) as bar:
+        task = bar.add_task("frames", total=total)
+        first = None
+        for o in obs:
+            first = o.frame if first is None else first
+            bar.update(task, completed=o.frame - first + 1)
+            yield o
+        if total is not None:  # the source ended (frames without anybody yield no observations)
+            bar.update(task, completed=total)
