@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cagereid.bench import show
+
 HELP = "Pose extraction speed: frames/s and ms per person-frame, single- and multi-person videos"
 
 
@@ -97,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
                       str(r["person_frames"]), f"{r['ms_person_frame']:.1f}",
                       f"{r['ms_pose_call']:.1f} ({r['pose_calls']})",
                       f"{r['ms_detect']:.0f} ({r['detector_runs']})", f"{r['ms_decode']:.1f}")
-    Console(width=185).print(table)
+    show(Console(width=185), table)
     if len(rows) == 2 and rows[0]["fps"] > 0:
         print(f"multi / single frames/s: {rows[1]['fps'] / rows[0]['fps']:.2f}")
     print("ms/frame and ms/person-frame exclude decoding; ms/pose call counts every MediaPipe call "

@@ -20,6 +20,8 @@ import argparse
 import time
 from pathlib import Path
 
+from cagereid.bench import show
+
 HELP = ("Live pipeline: frame->decision latency p50/p95 and windows/s for 1/4/16/64 tracks and a real video, "
         "ZeroMQ hop, encoder batch")
 
@@ -164,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
     for k in hop:
         t.add_column(k)
     t.add_row(*(f"{v:.1f}" for v in hop.values()))
-    console.print(t)
+    show(console, t)
 
     import torch
 
@@ -176,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
         for r in bench_encoder(args.model, dev):
             t.add_row(r["device"], str(r["batch"]), f"{r['p50_ms']:.2f}", f"{r['p95_ms']:.2f}",
                       f"{r['per_window_ms']:.3f}")
-    console.print(t)
+    show(console, t)
     if args.skip_e2e:
         return 0
     t = Table(title="end to end: frame published -> decision")
@@ -188,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
         t.add_row(str(n), r["mode"], str(r["windows"]), f"{r['per_batch']:.1f}", f"{r['windows_per_s']:.0f}",
                   f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}", str(r["dropped"]))
         console.print(f"  {n} tracks ({r['mode']}): p95 {r['p95_ms']:.1f} ms, {r['windows_per_s']:.0f} windows/s")
-    console.print(t)
+    show(console, t)
     if args.video:
         from pose.sources import SourceError
 
@@ -202,5 +204,5 @@ def run(args: argparse.Namespace) -> int:
             t.add_column(col)
         t.add_row(str(r["frames"]), f"{r['fps']:.1f}", str(r["decisions"]), f"{r['p50_ms']:.1f}",
                   f"{r['p95_ms']:.1f}", f"{r['p50_ms'] + 1e3 / max(r['fps'], 1e-9):.0f}")
-        console.print(t)
+        show(console, t)
     return 0
