@@ -128,7 +128,7 @@ def write_report(out_dir: str | Path, rows: list[dict], meta: dict, title: str =
         seed = "" if r.get("seed") is None else f", seed {r['seed']}"
         os_ = r["open_set"]
         if os_["genuine"] or os_["impostor"]:
-            p = plots.plot_scores(os_, f"{r['method']} – {r['split']}{seed}: live open-set scores (tracks pooled over "
+            p = plots.plot_scores(os_, f"{r['method']} – {r['split']}{seed}: live open-set scores\n(tracks pooled over "
                                        f"{os_['pool_windows']} windows, {os_['reduce']}, {os_['metric']})",
                                   out_dir / f"scores_{_slug(r['method'])}_{_slug(r['split'])}.png")
             paths[p.stem] = p
