@@ -18,6 +18,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "source ends, or Ctrl-C)")
     p.add_argument("--no-dashboard", action="store_true", help="no full-screen view; print a summary at the end")
     p.add_argument("--fps", type=float, default=None, help="playback rate of synthetic/recorded sources")
+    p.add_argument("--events", default=None, metavar="FILE.jsonl",
+                   help="write every decision and identity change as one JSON line (track, time, identity, "
+                        "confidence, score; schema in stream/events.py and docs/live.md), flushed per line")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,8 +50,15 @@ def run(args: argparse.Namespace) -> int:
         with Gallery(gallery, create=False, readonly=True):  # a bad gallery is a one-line error before start-up
             pass
     console = Console()
+    events = None
+    if args.events:
+        from stream.events import EventLog
+
+        events = EventLog(args.events)
     with sigterm_stops():
         pipe = Pipeline(cfg, args.source, model=args.model, gallery=gallery)
+        if events is not None:
+            pipe.decision_listeners.append(events)
         try:
             pipe.state.title = "cagereid live"
             try:
@@ -62,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
         finally:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the stop below runs to its end
             pipe.stop()
+            if events is not None:
+                events.close()
     print_summary(pipe.state, console, stopped)
     console.print(f"stopped: {reason}", markup=False)
     if reason.startswith("failed"):

@@ -89,6 +89,7 @@ class Pipeline:
         self.failed: str | None = None  # why the run gave up (restart budget spent); None while healthy
         self._started = False
         self._last_alive = 0.0
+        self.decision_listeners: list = []  # callables fed every accepted DecisionMsg (e.g. `stream.events.EventLog`)
 
     # --- lifecycle ------------------------------------------------------------------------------------
     def start(self, timeout_s: float = 120.0) -> "Pipeline":
@@ -231,6 +232,8 @@ class Pipeline:
             return "spoofed"
         if isinstance(msg, DecisionMsg):
             self.state.on_decision(msg)
+            for listener in self.decision_listeners:
+                listener(msg)
             return "decision"
         sp = self.procs.get(msg.stage)
         if sp is not None and sp.proc is not None and msg.pid != sp.proc.pid:

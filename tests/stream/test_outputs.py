@@ -51,3 +51,46 @@ def test_enroll_from_a_video_shows_progress_on_stderr(tmp_path, capsys, quiet):
         assert len(lines) == 1
     else:
         assert "enrol reading poses" in err and "20/20" in err
+
+
+def test_event_log_records_every_decision_and_each_identity_change(tmp_path):
+    from stream.events import EventLog
+    from stream.messages import DecisionMsg
+
+    def msg(track, identity, t):
+        return DecisionMsg(track=track, identity=identity, confidence=0.75, windows=int(t), score=-0.5,
+                           best="ana", t_pub=t - 0.1, t_decided=t, label="")
+
+    path = tmp_path / "ev.jsonl"
+    with EventLog(path) as log:
+        for m in (msg(1, "...", 1.0), msg(1, "ana", 2.0), msg(1, "ana", 3.0), msg(2, "unknown", 3.5),
+                  msg(1, "unknown", 4.0)):
+            log(m)
+        assert len(path.read_text().splitlines()) == log.records  # flushed line by line, readable while live
+    recs = [json.loads(line) for line in path.read_text().splitlines()]
+    changes = [(r["track"], r["previous"], r["identity"]) for r in recs if r["type"] == "identity"]
+    assert changes == [(1, None, "..."), (1, "...", "ana"), (2, None, "unknown"), (1, "ana", "unknown")]
+    decisions = [r for r in recs if r["type"] == "decision"]
+    assert [r["time"] for r in decisions] == [1.0, 2.0, 3.0, 3.5, 4.0]
+    assert all(set(r) >= {"schema", "type", "time", "camera", "track", "identity", "confidence", "score", "best",
+                          "windows", "t_frame", "label"} and r["schema"] == 1 for r in recs)
+
+
+def test_live_events_file(tmp_path, capsys):
+    g, ev = str(tmp_path / "g.sqlite"), tmp_path / "out" / "events.jsonl"
+    assert _main(capsys, "enroll", "--name", "ana", "--source", "synthetic:people=4,ids=0,frames=150,walks=2",
+                 "--model", "stream_fakes:make_encoder", "--gallery", g)[0] == 0
+    code, out, err = _main(capsys, "live", "--no-dashboard", "--source", "synthetic:people=4,ids=0-1,frames=150,walks=1",
+                           "--model", "stream_fakes:make_encoder", "--gallery", g, "--events", str(ev),
+                           "--duration", "60")
+    assert code == 0, err
+    recs = [json.loads(line) for line in ev.read_text().splitlines()]
+    decisions = [r for r in recs if r["type"] == "decision"]
+    assert decisions and f"decisions {len(decisions)}" in out  # every decision the dashboard counted
+    first = {}
+    for r in recs:
+        first.setdefault(r["track"], r)
+    assert all(r["type"] == "identity" and r["previous"] is None for r in first.values())  # a new track's first record
+    assert len(first) == 2 and all(isinstance(r["score"], float) for r in decisions)
+    code, _, err = _main(capsys, "live", "--no-dashboard", "--events", str(tmp_path), "--duration", "1")
+    assert code == 2 and err.startswith("error: ") and "event log" in err
