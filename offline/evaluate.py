@@ -548,7 +548,7 @@ def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...]
                     say(f"{label} seed {seed}: training into {d} ({enc_train.n} encoder windows, {rn_train.n} RN windows)")
                 steps.start()
                 train_cage_run(enc_train, rn_train, d, seed, device, config, epochs, rn_epochs, progress)
-                steps.done(f"{label} seed {seed}: trained", trained=not reuse)
+                steps.done(f"{label} seed {seed}: {'reused' if reuse else 'trained'}", trained=not reuse)
                 cage_runs.append((label, seed, d))
     for label, seed, d in cage_runs:
         m = cage_method(d, label, seed, device, readout, bone_weight)
