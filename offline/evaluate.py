@@ -24,6 +24,7 @@ from typing import Callable
 import numpy as np
 
 from cagereid import configs
+from cagereid.progress import Steps  # noqa: F401  (re-exported: offline.evaluate.Steps)
 from offline.datasets.base import WindowSet
 from offline.metrics import pairwise_distance, rank_metrics, score_metrics
 from offline.errors import OfflineError
@@ -438,40 +439,11 @@ def _check_reusable(run: Path, train: WindowSet, cfg) -> None:
 
 
 # --- entry points -------------------------------------------------------------------------------------
-class Steps:
-    """The long steps of a job (one CAGE training each): ``done()`` says how many are left and about how long
-    they take at the mean pace of the trained ones so far (reused runs cost nothing and are not counted)."""
-
-    def __init__(self, total: int, say) -> None:
-        import time
-
-        self.total, self.say, self.n, self.trained, self.spent = total, say, 0, 0, 0.0
-        self._clock, self._t = time.monotonic, time.monotonic()
-
-    def start(self) -> None:
-        self._t = self._clock()
-
-    def done(self, what: str, trained: bool = True) -> None:
-        self.n += 1
-        if trained:
-            self.trained += 1
-            self.spent += self._clock() - self._t
-        left = self.total - self.n
-        eta = ""
-        if left and self.trained:
-            sec = left * self.spent / self.trained
-            eta = f", about {sec / 60:.0f} min left" if sec >= 90 else f", about {sec:.0f} s left"
-        self.say(f"[{self.n}/{self.total}] {what}{eta}")
-
-
 def progress_printer(quiet: bool = False):
-    import sys
+    """Status lines on stderr (none when ``quiet``)."""
+    from cagereid.progress import stderr_say
 
-    def say(msg: str) -> None:
-        if not quiet:
-            print(msg, file=sys.stderr, flush=True)
-
-    return say
+    return stderr_say(quiet)
 
 
 def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...] = ("cage", "raw-kNN", "D13-kNN"),
@@ -548,7 +520,7 @@ def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...]
                     say(f"{label} seed {seed}: training into {d} ({enc_train.n} encoder windows, {rn_train.n} RN windows)")
                 steps.start()
                 train_cage_run(enc_train, rn_train, d, seed, device, config, epochs, rn_epochs, progress)
-                steps.done(f"{label} seed {seed}: {'reused' if reuse else 'trained'}", trained=not reuse)
+                steps.done(f"{label} seed {seed}: {'reused' if reuse else 'trained'}", timed=not reuse)
                 cage_runs.append((label, seed, d))
     for label, seed, d in cage_runs:
         m = cage_method(d, label, seed, device, readout, bone_weight)

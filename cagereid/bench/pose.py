@@ -83,12 +83,17 @@ def run(args: argparse.Namespace) -> int:
     videos = [v for v in (args.single, args.multi) if v]
     if not videos:
         raise SourceError("give --single VIDEO and/or --multi VIDEO")
+    from cagereid.progress import Steps, stderr_say
+
+    steps = Steps(len(videos), stderr_say(args.quiet))
     for spec, multi in ((v, "auto") for v in videos):
         if not Path(spec).exists():
             raise SourceError(f"{spec}: no such video")
         kw = {} if args.detect_every is None else {"detect_every": args.detect_every}
         workers = args.pose_workers if args.pose_workers == "auto" else int(args.pose_workers)
+        steps.start()
         rows.append(_measure(spec, multi, frames, args.warmup, pose_workers=workers, **kw))
+        steps.done(f"pose on {Path(spec).name}")
     table = Table(title=f"pose extraction on {platform.processor() or platform.machine()}, "
                         f"{os.cpu_count()} logical CPUs, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}")
     for col in ("video", "mode", "pose workers", "frames", "frames/s", "ms/frame", "person-frames", "ms/person-frame",

@@ -158,10 +158,15 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from cagereid.progress import Steps, stderr_say
+
     console = Console()
     console.print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
                   f"model {args.model or 'cages/pretrained'}")
+    n_e2e = 0 if args.skip_e2e else len(args.tracks.split(",")) + 1
+    steps = Steps(2 + n_e2e + (1 if args.video and not args.skip_e2e else 0), stderr_say(args.quiet))
     hop = bench_hop()
+    steps.done("ZeroMQ hop")
     t = Table(title="ZeroMQ hop (FrameMsg, 1 track x 20 joints, tcp://127.0.0.1, same process)")
     for k in hop:
         t.add_column(k)
@@ -174,10 +179,12 @@ def run(args: argparse.Namespace) -> int:
     t = Table(title="encoder embed (traced, 1 thread)")
     for col in ("device", "batch", "p50 ms", "p95 ms", "ms/window"):
         t.add_column(col)
+    steps.start()
     for dev in devices:
         for r in bench_encoder(args.model, dev):
             t.add_row(r["device"], str(r["batch"]), f"{r['p50_ms']:.2f}", f"{r['p95_ms']:.2f}",
                       f"{r['per_window_ms']:.3f}")
+    steps.done("encoder")
     show(console, t)
     if args.skip_e2e:
         return 0
@@ -186,7 +193,9 @@ def run(args: argparse.Namespace) -> int:
         t.add_column(col)
     runs = [(int(n), True) for n in args.tracks.split(",")] + [(max(int(n) for n in args.tracks.split(",")), False)]
     for n, realtime in runs:
+        steps.start()
         r = bench_e2e(args.model, n, args.seconds, realtime, args.stride)
+        steps.done(f"end to end, {n} tracks")
         t.add_row(str(n), r["mode"], str(r["windows"]), f"{r['per_batch']:.1f}", f"{r['windows_per_s']:.0f}",
                   f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}", str(r["dropped"]))
         console.print(f"  {n} tracks ({r['mode']}): p95 {r['p95_ms']:.1f} ms, {r['windows_per_s']:.0f} windows/s")
@@ -196,7 +205,9 @@ def run(args: argparse.Namespace) -> int:
 
         if not Path(args.video).exists():
             raise SourceError(f"{args.video}: no such video (the default needs ../shared/data/video; --video '' skips)")
+        steps.start()
         r = bench_video(args.model, args.video, args.video_seconds)
+        steps.done(f"real video {Path(args.video).name}")
         t = Table(title=f"real pose in the loop: {Path(args.video).name} (live --source VIDEO), "
                         f"{args.video_seconds:.0f} s after the first decision")
         for col in ("frames", "frames/s", "decisions", "published->decision p50 ms", "p95 ms",

@@ -2,12 +2,12 @@
 import pytest
 
 from cagereid import cli
-from offline.evaluate import Steps
+from cagereid.progress import Steps
 
 from tests.offline.test_evaluate import synth
 
 
-def test_steps_estimate_the_time_left_from_the_trained_steps():
+def test_steps_estimate_the_time_left_from_the_timed_steps():
     said, now = [], [0.0]
     st = Steps(4, said.append)
     st._clock = lambda: now[0]
@@ -15,12 +15,12 @@ def test_steps_estimate_the_time_left_from_the_trained_steps():
     now[0] = 120.0
     st.done("a")  # one trained step of 2 min: 3 left ~ 6 min
     st.start()
-    st.done("b", trained=False)  # a reused run costs nothing and does not change the pace
+    st.done("b", timed=False)  # a reused run costs nothing and does not change the pace
     st.start()
     now[0] = 150.0
     st.done("c")  # (120 + 30) / 2 = 75 s per step, 1 left
     st.start()
-    st.done("d", trained=False)
+    st.done("d", timed=False)
     assert said == ["[1/4] a, about 6 min left", "[2/4] b, about 4 min left", "[3/4] c, about 75 s left", "[4/4] d"]
 
 
