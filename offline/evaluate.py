@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 
 from cagereid import configs
-from cagereid.progress import Steps  # noqa: F401  (re-exported: offline.evaluate.Steps)
+from cagereid.progress import Steps
 from offline.datasets.base import WindowSet
 from offline.metrics import pairwise_distance, rank_metrics, score_metrics
 from offline.errors import OfflineError

@@ -3,7 +3,6 @@ import pytest
 
 from cagereid import cli
 from cagereid.progress import Steps
-
 from tests.offline.test_evaluate import synth
 
 
