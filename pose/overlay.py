@@ -68,10 +68,17 @@ class Trails:
         self._pts: dict[int, list[tuple[int, np.ndarray]]] = {}
 
     def update(self, observations, frame_index: int) -> None:
+        """Add this frame's hip positions. A jump of more than half the person's box height since the track's
+        last point (a tracker id switch, not a step) starts the trail afresh."""
         for o in observations:
             p = _hips(o)
-            if p is not None:
-                self._pts.setdefault(int(o.track_id), []).append((frame_index, p))
+            if p is None:
+                continue
+            pts = self._pts.setdefault(int(o.track_id), [])
+            if pts and o.bbox is not None and np.isfinite(o.bbox).all():
+                if np.linalg.norm(p - pts[-1][1]) > 0.5 * abs(o.bbox[3] - o.bbox[1]):
+                    pts.clear()
+            pts.append((frame_index, p))
         for tid in list(self._pts):
             pts = [(f, p) for f, p in self._pts[tid] if frame_index - f < self.frames]
             if pts:

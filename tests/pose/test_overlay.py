@@ -52,3 +52,12 @@ def test_trail_follows_the_hips_and_fades_out():
     assert row[140:190].mean() > 0.7  # behind the walker (between the box edge and the hip bone), where the hips were
     trails.update([], 30)
     assert trails.points(3) == []  # a track gone for longer than the trail is forgotten
+
+
+def test_trail_restarts_after_an_id_switch():
+    trails = Trails(frames=10)
+    for f in range(5):
+        trails.update([_person(dx=-5.0 * (4 - f))], f)
+    assert len(trails.points(3)) == 5
+    trails.update([_person(dx=300.0)], 5)  # the id jumped to somebody far away: no line across the frame
+    assert len(trails.points(3)) == 1
