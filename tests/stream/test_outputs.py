@@ -94,3 +94,58 @@ def test_live_events_file(tmp_path, capsys):
     assert len(first) == 2 and all(isinstance(r["score"], float) for r in decisions)
     code, _, err = _main(capsys, "live", "--no-dashboard", "--events", str(tmp_path), "--duration", "1")
     assert code == 2 and err.startswith("error: ") and "event log" in err
+
+
+def test_names_message_round_trip_and_validation():
+    from stream.messages import MessageError, NamesMsg, decode
+
+    msg = decode(NamesMsg({3: ("ana", 0.9), 100004: ("unknown", 0.5)}).to_frames())
+    assert isinstance(msg, NamesMsg) and msg.names == {3: ("ana", 0.9), 100004: ("unknown", 0.5)}
+    from stream.messages import _pack
+
+    for head in ({"tracks": [1], "identities": ["a", "b"], "confidence": [0.5]},  # lengths differ
+                 {"tracks": [-1], "identities": ["a"], "confidence": [0.5]},
+                 {"tracks": [1], "identities": ["a"], "confidence": [1.5]},
+                 {"tracks": [1], "identities": ["x" * 300], "confidence": [0.5]}):
+        with pytest.raises(MessageError):
+            decode(_pack(NamesMsg.TOPIC, head))
+
+
+def test_overlay_sink_drops_frames_instead_of_waiting(tmp_path):
+    import threading
+
+    import numpy as np
+
+    from stream.overlay import OverlaySink
+
+    sink = OverlaySink(str(tmp_path / "o.avi"), capacity=2)
+    gate = threading.Event()
+    draw = sink._draw
+    sink._draw = lambda *a: (gate.wait(10), draw(*a))  # a drawing thread that has fallen behind
+    img = np.zeros((64, 80, 3), np.uint8)
+    taken = [sink.offer(img, [], i) for i in range(10)]  # returns at once every time
+    assert sum(taken) <= 3 and sink.dropped == 10 - sum(taken) > 0
+    gate.set()
+    path = sink.close()
+    assert path is not None and path.is_file() and sink.drawn == sum(taken) and sink.error is None
+
+
+def test_live_overlay_needs_a_video_source_and_show_a_display(tmp_path, capsys, monkeypatch):
+    code, _, err = _main(capsys, "live", "--no-dashboard", "--source", "synthetic", "--overlay",
+                         str(tmp_path / "o.mp4"), "--duration", "1")
+    assert code == 2 and err.startswith("error: ") and "video" in err and len(err.strip().splitlines()) == 1
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    import cv2
+    import numpy as np
+
+    video = tmp_path / "v.avi"
+    w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
+    for _ in range(3):
+        w.write(np.zeros((48, 64, 3), np.uint8))
+    w.release()
+    code, _, err = _main(capsys, "live", "--no-dashboard", "--source", str(video), "--show", "--duration", "1")
+    assert code == 2 and "--show needs a display" in err and len(err.strip().splitlines()) == 1
+    code, _, err = _main(capsys, "live", "--no-dashboard", "--source", str(video), "--overlay",
+                         str(tmp_path / "o.gif"), "--duration", "1")
+    assert code == 2 and "must end in" in err
