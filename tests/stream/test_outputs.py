@@ -1,5 +1,6 @@
 """What scripts and users read: `gallery list --json`, enrolment progress on stderr (results on stdout)."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -149,3 +150,42 @@ def test_live_overlay_needs_a_video_source_and_show_a_display(tmp_path, capsys, 
     code, _, err = _main(capsys, "live", "--no-dashboard", "--source", str(video), "--overlay",
                          str(tmp_path / "o.gif"), "--duration", "1")
     assert code == 2 and "must end in" in err
+
+
+VIDEO = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "video" / "openpose_walk.avi"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not VIDEO.is_file(), reason=f"real video not found at {VIDEO}")
+def test_live_overlay_draws_every_frame_with_the_decisions(tmp_path, capsys):
+    import cv2
+    import numpy as np
+
+    from pose.overlay import LEFT_BGR, RIGHT_BGR
+
+    clip = tmp_path / "clip.avi"  # the first 45 frames of a real street video, at half size
+    cap = cv2.VideoCapture(str(VIDEO))
+    w = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 25, (640, 360))
+    for _ in range(45):
+        ok, img = cap.read()
+        assert ok
+        w.write(cv2.resize(img, (640, 360)))
+    w.release()
+    cap.release()
+    out, ev = tmp_path / "overlay.mp4", tmp_path / "ev.jsonl"
+    code, _, err = _main(capsys, "live", "--no-dashboard", "--source", str(clip), "--overlay", str(out),
+                         "--events", str(ev), "--gallery", "", "--duration", "120")
+    assert code == 0, err
+    cap = cv2.VideoCapture(str(out))
+    frames = []
+    while True:
+        ok, img = cap.read()
+        if not ok:
+            break
+        frames.append(img)
+    assert len(frames) == 45  # every frame, people or not (nothing dropped at this pace)
+    last = frames[-1]
+    assert (np.abs(last.astype(int) - LEFT_BGR).max(-1) < 40).sum() > 50  # a skeleton's left side
+    assert (np.abs(last.astype(int) - RIGHT_BGR).max(-1) < 40).sum() > 50
+    recs = [json.loads(line) for line in ev.read_text().splitlines()]
+    assert any(r["identity"] == "unknown" for r in recs)  # nobody enrolled: the tags read "unknown"
