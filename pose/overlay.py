@@ -91,11 +91,12 @@ class Trails:
 
 
 def tag_text(track_id: int, names: dict | None) -> str:
-    """``name 0.92`` / ``unknown 0.60`` from ``names[track] = (identity, confidence)``; ``id N`` otherwise."""
+    """``name 0.92`` / ``unknown 0.60`` from ``names[track] = (identity, confidence)`` (just the name when the
+    confidence is None); ``id N`` otherwise."""
     if names and track_id in names:
         identity, conf = names[track_id]
         if identity and identity != "...":
-            return f"{identity} {conf:.2f}"
+            return identity if conf is None else f"{identity} {conf:.2f}"
     return f"id {track_id}"
 
 

@@ -83,3 +83,18 @@ def frame_progress(obs, spec: str, seconds: float | None, enabled: bool = True):
             yield o
         if total is not None:  # the source ended (frames without anybody yield no observations)
             bar.update(task, completed=total)
+
+
+def preview(groups, sink, name: str, track: int | None = None):
+    """Yield the observations of video frame ``groups`` (`stream.producer.FrameGroup`) while showing each frame
+    on ``sink`` (`stream.overlay.OverlaySink`): the person being enrolled (``track``, or the track seen in the
+    most frames so far, as `enroll` picks the longest) is tagged ``<name> (enrolling)``, the others ``id N``."""
+    seen: dict[int, int] = {}
+    for group in groups:
+        for o in group:
+            seen[o.track] = seen.get(o.track, 0) + 1
+        who = track if track is not None else (max(seen, key=seen.get) if seen else None)
+        if getattr(group, "image", None) is not None:
+            sink.offer(group.image, group.shown, group.frame_index,
+                       {who: (f"{name} (enrolling)", None)} if who is not None else {})
+        yield from group

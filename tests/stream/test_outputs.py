@@ -189,3 +189,46 @@ def test_live_overlay_draws_every_frame_with_the_decisions(tmp_path, capsys):
     assert (np.abs(last.astype(int) - RIGHT_BGR).max(-1) < 40).sum() > 50
     recs = [json.loads(line) for line in ev.read_text().splitlines()]
     assert any(r["identity"] == "unknown" for r in recs)  # nobody enrolled: the tags read "unknown"
+
+
+def test_enroll_preview_tags_the_person_being_enrolled():
+    import numpy as np
+
+    from stream.enrol import preview
+    from stream.producer import FrameGroup, Observation
+
+    def group(i, tracks):
+        g = FrameGroup([Observation(t, i, i / 25, np.zeros((20, 3), np.float32), np.ones(20, bool)) for t in tracks])
+        g.image, g.frame_index, g.shown = np.zeros((8, 8, 3), np.uint8), i, []
+        return g
+
+    offers = []
+    sink = type("Sink", (), {"offer": lambda self, img, shown, i, names: offers.append((i, names))})()
+    groups = [group(0, [1]), group(1, [1, 2]), group(2, [2]), group(3, [2]), group(4, [])]
+    obs = list(preview(groups, sink, "ana"))
+    assert [o.track for o in obs] == [1, 1, 2, 2, 2]  # every observation passes through unchanged
+    # the track seen most so far, as enroll picks the longest (a tie keeps the first): 1, 1, 1 (2:2), 2, 2
+    assert [list(n) for _, n in offers] == [[1], [1], [1], [2], [2]]
+    assert offers[0][1] == {1: ("ana (enrolling)", None)}
+    offers.clear()
+    list(preview(groups, sink, "ana", track=1))
+    assert all(n == {1: ("ana (enrolling)", None)} for _, n in offers)
+
+
+def test_enroll_show_without_a_display_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    import cv2
+    import numpy as np
+
+    video = tmp_path / "v.avi"
+    w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
+    for _ in range(3):
+        w.write(np.zeros((48, 64, 3), np.uint8))
+    w.release()
+    code, _, err = _main(capsys, "enroll", "--name", "a", "--source", str(video), "--show",
+                         "--gallery", str(tmp_path / "g.sqlite"))
+    assert code == 2 and "--show needs a display" in err and len(err.strip().splitlines()) == 1
+    code, _, err = _main(capsys, "enroll", "--name", "a", "--source", "synthetic:ids=0", "--show",
+                         "--gallery", str(tmp_path / "g.sqlite"))
+    assert code == 2 and "video" in err
