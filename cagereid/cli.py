@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "live": "stream.cmd_live",
     "enroll": "stream.cmd_enroll",
     "gallery": "stream.cmd_gallery",
+    "soak": "stream.cmd_soak",
     "synth": "offline.cmd_synth",
     "prepare": "offline.cmd_prepare",
     "train": "offline.cmd_train",

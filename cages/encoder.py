@@ -63,6 +63,43 @@ class TFLSTMLayer(nn.Module):
             outs.append(h)
         return torch.stack(outs, dim=1), (h, c)
 
+    def torch_weights(self, input_rows: slice | None = None) -> list[torch.Tensor]:
+        """This layer as PyTorch LSTM parameters ``[w_ih, w_hh, b_ih, b_hh]`` for ``torch.lstm`` (the fused
+        oneDNN/cuDNN kernels): a re-parameterisation computed from `kernel`/`bias` on every call, so gradients
+        flow back to them and checkpoints, fingerprints and the L2 term stay exactly as they were.
+
+        Gate order TF ``[i, j, f, o]`` -> PyTorch ``[i, f, g=j, o]``; kernels transposed; the constant forget
+        offset is ``b_hh`` (zero except the forget gate: a constant, not a parameter). ``input_rows`` picks the
+        input rows of the kernel (the decoder's first layer without its all-zero inputs).
+        """
+        h = self.hidden
+        dev = self.kernel.device
+        order = torch.cat([torch.arange(h, device=dev), torch.arange(2 * h, 3 * h, device=dev),
+                           torch.arange(h, 2 * h, device=dev), torch.arange(3 * h, 4 * h, device=dev)])
+        K = self.kernel.index_select(1, order)  # (n_in + h, 4h), PyTorch gate order
+        w_ih = K[: self.n_in] if input_rows is None else K[input_rows]
+        b_hh = torch.zeros(4 * h, device=dev, dtype=self.bias.dtype)
+        b_hh[h: 2 * h] = self.forget_bias
+        return [w_ih.t().contiguous(), K[self.n_in:].t().contiguous(), self.bias.index_select(0, order), b_hh]
+
+
+def fused_weights(layers: list[TFLSTMLayer], input_rows: slice | None = None) -> list[torch.Tensor]:
+    """The flat ``torch.lstm`` weight list of stacked TF layers (``input_rows``: see `TFLSTMLayer.torch_weights`)."""
+    weights = layers[0].torch_weights(input_rows)
+    for layer in layers[1:]:
+        weights += layer.torch_weights()
+    return weights
+
+
+def fused_lstm(x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], weights: list[torch.Tensor]):
+    """Stacked LSTM layers over ``x (B, T, n_in)`` in one ``torch.lstm`` call (oneDNN on CPU, cuDNN on CUDA);
+    ``weights`` from `fused_weights`, ``state`` = ``(h, c)``, each ``(layers, B, h)``. Returns outputs
+    ``(B, T, h)`` and the final state.
+    """
+    # train=True keeps what the backward pass needs (dropout is 0, so it changes nothing else)
+    out, h, c = torch.lstm(x, state, weights, True, len(weights) // 4, 0.0, torch.is_grad_enabled(), False, True)
+    return out, (h, c)
+
 
 def la_gaussian(f: int, centre: str = "reversed", device=None, dtype=torch.float32) -> torch.Tensor:
     """The locality-aware target profile ``O ∈ R^{f×f}`` (CAGE_SPEC §2.5).
@@ -185,33 +222,28 @@ class AxisModel(nn.Module):
             self.dummy_bias = nn.Parameter(self.enc2.bias.detach().clone())
 
     def encode(self, x: torch.Tensor):
-        """``x (B, f, J)`` -> top-layer outputs ``H (B, f, h)`` and final states of both layers."""
-        B = x.shape[0]
-        zeros = x.new_zeros(B, self.h)
-        H1, s1 = self.enc1.run(x, zeros, zeros)
-        H2, s2 = self.enc2.run(H1, zeros, zeros)
-        return H2, (s1, s2)
+        """``x (B, f, J)`` -> top-layer outputs ``H (B, f, h)`` and the final state ``(h, c)``, each ``(2, B, h)``
+        (both encoder layers in one fused `fused_lstm` call)."""
+        zeros = x.new_zeros(2, x.shape[0], self.h)
+        return fused_lstm(x, (zeros, zeros), fused_weights([self.enc1, self.enc2]))
 
-    def decode(self, H: torch.Tensor, states, y_in: torch.Tensor | None = None):
-        """Attention decoder over ``f`` steps.
+    def decode(self, H: torch.Tensor, state, y_in: torch.Tensor | None = None):
+        """Attention decoder over ``f`` steps (both decoder layers of a step in one fused `fused_lstm` call).
 
-        ``y_in (B, f, J)`` are the decoder inputs (None = zeros, the original's behaviour). Returns the attention
-        matrix ``A (B, f, f)`` (rows = decoder steps), the context vectors ``C (B, f, h)`` and ``Ŷ (B, f, J)``.
+        ``state`` is the encoder's final ``(h, c)``; ``y_in (B, f, J)`` are the decoder inputs (None = zeros, the
+        original's behaviour). Returns the attention matrix ``A (B, f, f)`` (rows = decoder steps), the context
+        vectors ``C (B, f, h)`` and ``Ŷ (B, f, J)``.
         """
         B, f, _ = H.shape
-        (h1, c1), (h2, c2) = states
         keys = self.memory(H)  # (B, f, h)
         att = H.new_zeros(B, self.h)  # ã_0
-        w_a = self.dec1.kernel[self.J: self.J + self.h]  # the ã_{t−1} rows of the kernel over [y_in ; ã_{t−1} ; h]
-        # the y_in part of the pre-activations for all steps at once (B, f, 4h); zero inputs contribute nothing
-        y_proj = y_in @ self.dec1.kernel[: self.J] if y_in is not None else None
+        # decoder layer 1 reads [y_in ; ã_{t−1}]; zero inputs contribute nothing, so their kernel rows are skipped
+        weights = fused_weights([self.dec1, self.dec2], slice(self.J, self.J + self.h) if y_in is None else None)
         A, C, Y = [], [], []
         for t in range(f):
-            xp = att @ w_a + self.dec1.bias  # input feeding: the previous attention vector
-            if y_proj is not None:
-                xp = xp + y_proj[:, t]
-            h1, c1 = self.dec1.step(xp, h1, c1)
-            h2, c2 = self.dec2.step(self.dec2.project_input(h1), h2, c2)
+            inp = att if y_in is None else torch.cat([y_in[:, t], att], dim=-1)  # input feeding
+            s2, state = fused_lstm(inp.unsqueeze(1), state, weights)
+            h2 = s2[:, 0]
             e = torch.bmm(keys, h2.unsqueeze(-1)).squeeze(-1)  # (B, f) Luong general score
             alpha = torch.softmax(e, dim=-1)
             ctx = torch.bmm(alpha.unsqueeze(1), H).squeeze(1)  # (B, h)
@@ -222,8 +254,32 @@ class AxisModel(nn.Module):
         return torch.stack(A, 1), torch.stack(C, 1), torch.stack(Y, 1)
 
     def forward(self, x: torch.Tensor, y_in: torch.Tensor | None = None):
-        H, states = self.encode(x)
-        return self.decode(H, states, y_in)
+        H, state = self.encode(x)
+        return self.decode(H, state, y_in)
+
+    def forward_reference(self, x: torch.Tensor, y_in: torch.Tensor | None = None):
+        """`forward` written out cell by cell with the TF LSTM semantics of `TFLSTMLayer.step` (slower; the
+        reference the fused kernels are tested against)."""
+        B, f, _ = x.shape
+        zeros = x.new_zeros(B, self.h)
+        H1, s1 = self.enc1.run(x, zeros, zeros)
+        H, s2 = self.enc2.run(H1, zeros, zeros)
+        (h1, c1), (h2, c2) = s1, s2
+        keys = self.memory(H)
+        att = H.new_zeros(B, self.h)
+        A, C, Y = [], [], []
+        for t in range(f):
+            inp = att if y_in is None else torch.cat([y_in[:, t], att], dim=-1)
+            w = self.dec1.kernel[self.J: self.J + self.h] if y_in is None else self.dec1.kernel[: self.J + self.h]
+            h1, c1 = self.dec1.step(inp @ w + self.dec1.bias, h1, c1)
+            h2, c2 = self.dec2.step(self.dec2.project_input(h1), h2, c2)
+            alpha = torch.softmax(torch.bmm(keys, h2.unsqueeze(-1)).squeeze(-1), dim=-1)
+            ctx = torch.bmm(alpha.unsqueeze(1), H).squeeze(1)
+            att = self.attn_layer(torch.cat([h2, ctx], dim=-1))
+            A.append(alpha)
+            C.append(ctx)
+            Y.append(self.out(att))
+        return torch.stack(A, 1), torch.stack(C, 1), torch.stack(Y, 1)
 
     def project(self, C: torch.Tensor) -> torch.Tensor:
         """Contrastive projection ``z = W_2 ReLU(W_1 vec(C) + b_1) + b_2``: ``(B, f, h) -> (B, head_dim)``."""

@@ -2,6 +2,8 @@
 
     cagereid casia-b /data/CASIA-B/videos --out runs/casia_b --workers 4                # MediaPipe
     cagereid casia-b /data/CASIA-B/openpose --pose openpose-json --lifter matching --out runs/casia_b_op
+    cagereid casia-b /data/CASIA-B/videos --out runs/casia_b --shard 3/8     # one of 8 jobs (any scheduler)
+    cagereid casia-b --merge --out runs/casia_b                              # after all 8: manifest + layouts
 """
 from __future__ import annotations
 
@@ -37,12 +39,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-frames", type=int, default=0, help="mediapipe: read at most N frames per video (0 = all)")
     p.add_argument("--workers", type=int, default=2, help="parallel worker processes; 1 = in this process (default: 2)")
     p.add_argument("--force", action="store_true", help="redo every input (also when settings changed)")
+    p.add_argument("--shard", metavar="K/N", default=None,
+                   help="convert only shard K of N (inputs split by a hash of their name; manifest in OUT/shards/, "
+                        "no layouts: run --merge when all N are done)")
+    p.add_argument("--merge", action="store_true",
+                   help="merge the finished shards in OUT: manifest.json, failures.txt, the CVE/CME layouts")
     add_quiet(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from offline import casia_b as C
     from offline.lift_library import DEFAULT_LIBRARY, default_mlp_path, default_smooth
+
+    from offline.errors import OfflineError
+
+    if args.merge:
+        if args.shard or args.root is not None or args.data_root is not None:
+            raise OfflineError("--merge takes only --out (the folder the shards wrote to)")
+        res = C.merge_shards(args.out)
+        print("\n".join(C.summary_lines(res)))
+        return 0
+    if args.root is None and args.data_root is None:
+        raise OfflineError("give the CASIA-B tree with --data-root DIR (not needed with --merge)")
+    shard = C.parse_shard(args.shard) if args.shard else None
 
     lifter_file = ""
     if args.pose == "openpose-json":
@@ -65,11 +84,12 @@ def run(args: argparse.Namespace) -> int:
         print("warning: the positional CASIA-B folder is deprecated and will be removed; use --data-root",
               file=sys.stderr)
         root = args.root
-    if root is None:
-        from offline.errors import OfflineError
-
-        raise OfflineError("give the CASIA-B tree with --data-root DIR")
     res = C.convert_tree(root, args.out, settings, splits, workers=args.workers, force=args.force,
-                         progress=not args.quiet)
+                         progress=not args.quiet, shard=shard)
+    if shard is not None:
+        print(f"shard {shard[0]}/{shard[1]}: converted {len(res.converted)}, skipped (already done) "
+              f"{len(res.skipped)}, failed {len(res.failed)}; manifest {args.out}/shards/{shard[0]}-of-{shard[1]}.json "
+              f"(run --merge when all {shard[1]} shards are done)")
+        return 0
     print("\n".join(C.summary_lines(res)))
     return 0

@@ -86,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
     summary = run_training(cfg, args.data_root, out, train_flag=0 if args.rn_only else 1, resume=args.resume,
                            progress=not args.quiet, encoder_runs=args.encoder_runs, init=args.init,
                            command="cagereid " + " ".join(sys.argv[1:]))
+    if not summary:  # torchrun, rank > 0: rank 0 reports
+        return 0
     from rich.console import Console
     from rich.table import Table
 

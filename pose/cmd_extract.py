@@ -37,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="3D layouts stored besides mediapipe33 (comma-separated; default kinect_v1,casia14)")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--fps", type=float, help="frame rate of an image folder (default: 25) or override for a video")
-    p.add_argument("--detect-every", type=int, default=5, help="run the people detector every N frames (5)")
+    p.add_argument("--detect-every", type=int, default=10, help="run the people detector every N frames (default: 10)")
     p.add_argument("--detector-height", type=int, default=864,
                    help="resize frames to this height for the HOG detector (864; small people need upscaling)")
     p.add_argument("--min-crop-height", type=int, default=256, help="upscale person crops to this height (256)")

@@ -21,31 +21,51 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import signal
     import time
     from pathlib import Path
 
     from rich.console import Console
 
     from stream.config import load_config
-    from stream.dashboard import drive, print_summary
+    from stream.dashboard import Terminated, drive, exit_status, print_summary, sigterm_stops
     from stream.errors import GalleryError
     from stream.options import DEFAULT_GALLERY
     from stream.pipeline import Pipeline
     from stream.producer import check_source
 
     cfg = load_config(args.config, device=args.device, fps=args.fps)
-    check_source(args.source)
+    check_source(args.source, open_it=True)
     gallery = Path(args.gallery) if args.gallery else None
     if gallery is not None and not gallery.exists():
         if args.gallery != DEFAULT_GALLERY:
             raise GalleryError(f"{gallery}: no such gallery (enrol someone first: cagereid enroll --gallery {gallery})")
         gallery = None  # no default gallery yet: everybody is unknown
+    if gallery is not None:
+        from stream.gallery import Gallery
+
+        with Gallery(gallery, create=False, readonly=True):  # a bad gallery is a one-line error before start-up
+            pass
     console = Console()
-    with Pipeline(cfg, args.source, model=args.model, gallery=gallery) as pipe:
-        pipe.state.title = "cagereid live"
-        pipe.start()
-        reason = drive(pipe, args.duration, not args.no_dashboard, console)
-        stopped = time.time()
+    with sigterm_stops():
+        pipe = Pipeline(cfg, args.source, model=args.model, gallery=gallery)
+        try:
+            pipe.state.title = "cagereid live"
+            try:
+                pipe.start()
+                reason = drive(pipe, args.duration, not args.no_dashboard, console)
+            except Terminated:
+                reason = "terminated"
+            except KeyboardInterrupt:
+                reason = "interrupted"
+            stopped = time.time()
+        finally:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the stop below runs to its end
+            pipe.stop()
     print_summary(pipe.state, console, stopped)
-    console.print(f"stopped: {reason}")
-    return 0 if reason != "interrupted" else 130
+    console.print(f"stopped: {reason}", markup=False)
+    if reason.startswith("failed"):
+        import sys
+
+        print(f"error: {reason[len('failed: '):]}", file=sys.stderr)
+    return exit_status(reason)

@@ -28,6 +28,7 @@ from cages.pretext import pretext_pair
 from offline.datasets.base import DatasetError, WindowSet
 from offline.training.common import JsonlLog, git_commit, progress_bar, seed_everything
 from offline.training.config import TrainConfig
+from offline.training.distributed import Dist, from_env, local_device
 
 
 def feature_config(train: WindowSet, cfg: TrainConfig) -> FeatureConfig:
@@ -152,9 +153,15 @@ def _partners(data: "EncoderData", pool: np.ndarray, anchors: np.ndarray, rng: n
 
 
 def model_losses(model: CageEncoder, data: EncoderData, idx: torch.Tensor, cfg: TrainConfig,
-                  profiles: dict) -> dict[str, torch.Tensor]:
+                  profiles: dict, dist: Dist | None = None) -> dict[str, torch.Tensor]:
+    """``{"rec", "la", "con"}`` of the batch ``idx``. With ``dist`` (several processes) this process runs the
+    model on its share of the batch only and returns its share of each loss (they sum to the batch's losses
+    across the processes; see `offline.training.distributed`)."""
     ecfg = model.cfg
-    xb = data.X[idx]  # (B, f, J, 3)
+    n = len(idx)
+    local = idx if dist is None else idx[dist.part(n)]
+    reduction = cfg.reduction if dist is None else "sum"  # distributed: summed here, divided by n below
+    xb = data.X[local]  # (B, f, J, 3)
     zero = xb.new_zeros(())
     rec, la, con = zero, zero, zero
     if cfg.positives == "metadata":
@@ -163,16 +170,20 @@ def model_losses(model: CageEncoder, data: EncoderData, idx: torch.Tensor, cfg: 
         for ai, a in enumerate(ecfg.axes):
             inp, tgt = pretext_pair(
                 task, xb[..., ai],
-                next_x=data.X[data.next_idx[idx]][..., ai] if task == "prediction" else None,
-                perm=data.perm[ai][idx] if task == "sorting" else None)
+                next_x=data.X[data.next_idx[local]][..., ai] if task == "prediction" else None,
+                perm=data.perm[ai][local] if task == "sorting" else None)
             m = model.models[key(task, a)]
             A, C, y_hat = m(inp, model.decoder_inputs(tgt))
-            rec = rec + rec_loss(y_hat, tgt, cfg.reduction)
+            rec = rec + rec_loss(y_hat, tgt, reduction)
             if ecfg.task_attention(task) == "LA":
-                la = la + la_loss(A, profiles[task].to(A.dtype), cfg.reduction)
+                la = la + la_loss(A, profiles[task].to(A.dtype), reduction)
             z = m.project(C).float()
-            con = con + (adjacent_ntxent(z, cfg.t) if cfg.positives == "adjacent"
-                         else multi_positive_ntxent(z, pos, cfg.t))
+            if dist is not None:
+                z = dist.gather(z, n)  # the whole batch: negatives (and neighbours) from every process
+            c = adjacent_ntxent(z, cfg.t) if cfg.positives == "adjacent" else multi_positive_ntxent(z, pos, cfg.t)
+            con = con + (c if dist is None else c / dist.world)
+    if dist is not None and cfg.reduction == "mean":
+        rec, la = rec / n, la / n
     return {"rec": rec.float(), "la": la.float(), "con": con.float()}
 
 
@@ -198,11 +209,11 @@ def batches(data: EncoderData, train_idx: np.ndarray, cfg: TrainConfig, rng: np.
 
 def train_one_epoch(model: CageEncoder, opt: torch.optim.Optimizer, data: EncoderData, train_idx: np.ndarray,
                     cfg: TrainConfig, profiles: dict, seed: int, epoch: int, use_amp: bool = False,
-                    on_batch=None) -> tuple[dict[str, float], int, int]:
+                    on_batch=None, dist: Dist | None = None) -> tuple[dict[str, float], int, int]:
     """One epoch of encoder training on the windows ``train_idx`` (``cfg`` resolved). Batches and shuffles are
     seeded by ``(seed, epoch)``, so a resumed run repeats them. Returns the mean of ``loss``/``rec``/``la``/
     ``con``/``l2`` over the batches, the number of batches and of windows; ``on_batch(done, windows_per_s,
-    mean_loss)`` is called after each batch (progress)."""
+    mean_loss)`` is called after each batch (progress). ``dist``: see `training_step`."""
     dev = data.X.device
     rng = np.random.default_rng([seed, epoch])
     torch.manual_seed(seed * 100_003 + epoch)
@@ -210,7 +221,7 @@ def train_one_epoch(model: CageEncoder, opt: torch.optim.Optimizer, data: Encode
     sums = {"loss": 0.0, "rec": 0.0, "la": 0.0, "con": 0.0, "l2": 0.0}
     n_batches, n_windows, t0 = 0, 0, time.time()
     for b in batches(data, train_idx, cfg, rng):
-        loss, parts = training_step(model, opt, data, torch.as_tensor(b, device=dev), cfg, profiles, use_amp)
+        loss, parts = training_step(model, opt, data, torch.as_tensor(b, device=dev), cfg, profiles, use_amp, dist)
         for k, v in (("loss", loss), *parts.items()):
             sums[k] += float(v)
         n_batches += 1
@@ -221,16 +232,27 @@ def train_one_epoch(model: CageEncoder, opt: torch.optim.Optimizer, data: Encode
 
 
 def training_step(model: CageEncoder, opt: torch.optim.Optimizer, data: EncoderData, idx: torch.Tensor,
-                  cfg: TrainConfig, profiles: dict, use_amp: bool = False) -> tuple[torch.Tensor, dict]:
+                  cfg: TrainConfig, profiles: dict, use_amp: bool = False,
+                  dist: Dist | None = None) -> tuple[torch.Tensor, dict]:
     """One optimiser step on the batch ``idx``: weighted losses (+ the explicit L2 term of faithful mode),
-    backward, element-wise gradient clipping, step. Returns the detached loss and its parts."""
+    backward, element-wise gradient clipping, step. Returns the detached loss and its parts.
+
+    ``dist`` (several processes, `offline.training.distributed`): this process computes its share of the batch,
+    the gradients are summed across the processes before clipping, and the returned values are the batch's."""
     dev = data.X.device
     with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
-        parts = model_losses(model, data, idx, cfg, profiles)
+        parts = model_losses(model, data, idx, cfg, profiles, dist)
     l2 = l2_penalty(model.parameters(), cfg.l2) if cfg.l2 > 0 else parts["rec"].new_zeros(())
-    loss = cfg.rec_weight * parts["rec"] + cfg.la_weight * parts["la"] + cfg.con_weight * parts["con"] + l2
+    loss = cfg.rec_weight * parts["rec"] + cfg.la_weight * parts["la"] + cfg.con_weight * parts["con"]
+    loss = loss + (l2 if dist is None else l2 / dist.world)  # summed over the processes: the L2 term once
     opt.zero_grad(set_to_none=True)
     loss.backward()
+    if dist is not None:
+        dist.sum_([p.grad for p in model.parameters() if p.grad is not None])
+        shares = torch.stack([parts["rec"], parts["la"], parts["con"]]).detach()
+        dist.sum_([shares])
+        parts = dict(zip(("rec", "la", "con"), shares))
+        loss = cfg.rec_weight * shares[0] + cfg.la_weight * shares[1] + cfg.con_weight * shares[2] + l2
     if cfg.clip > 0:
         torch.nn.utils.clip_grad_value_(model.parameters(), cfg.clip)
     opt.step()
@@ -305,12 +327,18 @@ def train_encoder(train: WindowSet, cfg: TrainConfig, out_dir: str | os.PathLike
     recording for best-epoch selection. ``init``: a model folder (``encoder.pt`` + ``encoder.json``) whose weights
     the training starts from instead of random ones (same architecture, layout and window length).
     Returns the path of ``encoder.pt``.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) the processes share every batch (`offline.training.distributed`);
+    only rank 0 writes files and shows progress.
     """
     cfg = cfg.resolved()
     seed = cfg.seed if seed is None else int(seed)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    dev = torch.device(resolve_device(device if device != "auto" else cfg.device))
+    dev = local_device(torch.device(resolve_device(device if device != "auto" else cfg.device)))
+    dist = from_env(dev)
+    main = dist is None or dist.main
+    progress = progress and main
     seed_everything(seed, cfg.deterministic)
     if train.n < 2:
         raise DatasetError(f"{train.dataset}/{train.split}: need at least 2 training windows, got {train.n}")
@@ -329,10 +357,12 @@ def train_encoder(train: WindowSet, cfg: TrainConfig, out_dir: str | os.PathLike
     model = CageEncoder(ecfg).to(dev)
     if init is not None:
         load_initial_weights(model, init, train.layout or cfg.layout)
+    if dist is not None:  # same seed, same weights; made certain
+        dist.broadcast_([p.data for p in model.parameters()])
     profiles = la_profiles(ecfg, cfg.f, dev)
     opt = new_optimizer(model, cfg)
     use_amp = cfg.amp and dev.type == "cuda"
-    log = JsonlLog(out / "log.jsonl")
+    log = JsonlLog(out / "log.jsonl") if main else (lambda **rec: None)
 
     state_path = out / "encoder_state.pt"
     start_epoch, best, best_epoch, best_state = 0, float("inf"), -1, None
@@ -359,7 +389,7 @@ def train_encoder(train: WindowSet, cfg: TrainConfig, out_dir: str | os.PathLike
                 bar.update(task_id, info=f"epoch {epoch + 1} loss {loss:.4g} {wps:.0f} win/s")
 
             mean, n_batches, n_windows = train_one_epoch(model, opt, data, tr_idx, cfg, profiles, seed, epoch,
-                                                         use_amp, on_batch=show)
+                                                         use_amp, on_batch=show, dist=dist)
             val = evaluate_loss(model, data, va_idx, cfg, profiles, seed, use_amp)
             rec = {"phase": "encoder", "epoch": epoch + 1, **mean, "val_loss": val, "batches": n_batches,
                    "windows_per_s": n_windows / max(time.time() - t0, 1e-9), "seconds": time.time() - t0}
@@ -370,15 +400,19 @@ def train_encoder(train: WindowSet, cfg: TrainConfig, out_dir: str | os.PathLike
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             bar.update(task_id, advance=1, info=f"epoch {epoch + 1} loss {mean['loss']:.4g} val {val:.4g} "
                                                f"{rec['windows_per_s']:.0f} win/s")
-            save_torch(state_path, {"model": model.state_dict(), "optim": opt.state_dict(), "epoch": epoch,
-                                    "best": best, "best_epoch": best_epoch, "best_state": best_state,
-                                    "config": cfg_json})
+            if main:
+                save_torch(state_path, {"model": model.state_dict(), "optim": opt.state_dict(), "epoch": epoch,
+                                        "best": best, "best_epoch": best_epoch, "best_state": best_state,
+                                        "config": cfg_json})
 
     select = "final epoch"
     if best_state is not None and not cfg.faithful:
         model.load_state_dict(best_state)
         select = f"best validation loss (epoch {best_epoch})"
     enc_path = out / "encoder.pt"
+    if not main:
+        dist.barrier()  # rank 0 writes the files
+        return enc_path
     save_torch(enc_path, {k: v.detach().cpu() for k, v in model.state_dict().items()})
     last = history[-1] if history else {}
     write_json(out / "encoder.json", {
@@ -393,6 +427,8 @@ def train_encoder(train: WindowSet, cfg: TrainConfig, out_dir: str | os.PathLike
                     "best_val_loss": None if math.isinf(best) else best, "best_epoch": best_epoch,
                     "seconds": time.time() - t_start},
     })
+    if dist is not None:
+        dist.barrier()
     return enc_path
 
 

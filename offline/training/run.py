@@ -15,6 +15,7 @@ from cages.features import CageExtractor, resolve_device
 from cages.io import write_json
 from offline.datasets.base import WindowSet
 from offline.training.config import TrainConfig
+from offline.training.distributed import is_main_process
 from offline.training.encoder import train_encoder
 from offline.training.rn import fit_rn
 
@@ -65,6 +66,8 @@ def run_training(cfg: TrainConfig, data_root: str | os.PathLike, out: str | os.P
              + ", ".join(f"{k} {v.n}" for k, v in data.probes.items()))
     if train_flag == 1:
         train_encoder(data.encoder_train, rcfg, out, rcfg.seed, device, progress, resume, command, init=init)
+        if not is_main_process():
+            return {}  # torchrun: the other processes helped with the encoders; rank 0 does the rest
     elif not (out / "encoder.pt").is_file():
         raise ConfigError(f"{out}/encoder.pt: no trained encoder to load (train_flag 0 needs one; run with --train_flag 1)")
     extractor = CageExtractor.from_checkpoint(out, device=device)

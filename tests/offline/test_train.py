@@ -162,3 +162,14 @@ def test_training_batches_never_pair_with_held_out_windows():
         assert set(b.tolist()) <= set(pool.tolist())
         half = len(b) // 2
         assert (ws.recording[b[:half]] == ws.recording[b[half:]]).all()
+
+
+def test_bench_train_times_the_real_step_next_to_the_reference(capsys):
+    """`cagereid bench train` runs the library's training step (not a copy of it) and the plain PyTorch
+    reference in the same run; a smoke test of the command (no timing is asserted)."""
+    from cagereid.cli import main
+
+    assert main(["bench", "train", "--batch-size", "8", "--steps", "1", "--runs", "1", "--reference",
+                 "--latency-batches", "2", "--repeats", "1", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "real step" in out and "Adam" in out and "reference" in out and "ratio" in out

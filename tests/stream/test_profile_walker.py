@@ -41,7 +41,7 @@ def encoder():
 
 
 def test_profile_walkers_enrol_and_are_identified(tmp_path, encoder):
-    from stream.cmd_enroll import enroll_windows
+    from stream.enrol import enroll_windows
     from stream.config import load_config
     from stream.identify import Identifier
     from stream.messages import Window
