@@ -249,12 +249,6 @@ def recipes(src: str | Layout, dst: str | Layout) -> dict[str, Recipe]:
     return {n: table.get(n, missing()) for n in d.joints}
 
 
-def conversion_matrix(src: str | Layout, dst: str | Layout, extrapolate: bool = True) -> np.ndarray:
-    """``W (J_dst, J_src)``: ``out[d] = sum_s W[d, s] x[s]``; rows of missing joints are all NaN."""
-    s, d = get_layout(src), get_layout(dst)
-    return _matrix(s.name, d.name, bool(extrapolate)).copy()
-
-
 @lru_cache(maxsize=None)
 def _matrix(src: str, dst: str, extrapolate: bool) -> np.ndarray:
     s, d = get_layout(src), get_layout(dst)

@@ -60,13 +60,13 @@ def missing_joints(layout: str | None, policy: str = DEFAULT_POLICY) -> MissingJ
 class Windower:
     """The pure part of the stage (no sockets): frames in, windows out."""
 
-    def __init__(self, f: int, stride: int, track_timeout_s: float, J: int | None = None,
-                 layout: str | None = None, policy: str = DEFAULT_POLICY) -> None:
+    def __init__(self, f: int, stride: int, track_timeout_s: float, J: int | None = None, layout: str | None = None,
+                 policy: str = DEFAULT_POLICY) -> None:
         self.f, self.stride, self.timeout = f, stride, track_timeout_s
         self.tracks: dict[int, TrackBuffer] = {}
         self.incomplete = 0
         self.J = J  # joints per skeleton: the model's layout (live); None = fixed by the first frame (offline)
-        self.missing = missing_joints(layout, policy)  # how missing joints are filled (the model's layout)
+        self.missing = missing_joints(layout, policy)
 
     def add(self, msg: FrameMsg, now: float) -> list[Window]:
         """Every track of one source frame; returns the windows it completed (in track order).
