@@ -114,7 +114,6 @@ class Pipeline:
 
         layout = info.get("layout") or c.layout  # the producer sends, and the windower expects, the model's layout
         self.J = get_layout(layout).J
-        common["cfg"] = c.with_overrides(layout=layout)  # the windower fills missing joints by this layout
         self.addr["windows"] = self.procs["identify"].kwargs["windows_bind"] = info["address"]  # port 0 -> picked
         common["cfg"] = c.with_overrides(layout=layout)  # the windower fills missing joints by the model's layout
         self.procs["windower"] = StageProc("windower", dict(common, f=self.f, J=self.J, frames_bind=self.addr["frames"],
