@@ -43,10 +43,13 @@ def sigterm_stops():
         raise Terminated()
 
     old = signal.signal(signal.SIGTERM, handler)
+    # Ctrl-C / SIGINT always interrupts, even when started from a shell that ignores SIGINT for background jobs
+    old_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, old)
+        signal.signal(signal.SIGINT, old_int)
 
 
 def exit_status(reason: str) -> int:
@@ -163,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
             stopped = time.time()
         finally:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the stop below runs to its end
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             pipe.stop()
     print_summary(pipe.state, console, stopped)
     console.print(f"stopped: {reason}", markup=False)

@@ -82,3 +82,17 @@ def test_one_source_frame_of_many_tracks_gives_their_windows_together():
     assert msg.windows.shape == (3, 4, 20, 3)
     assert msg.windows[1, :, 5, 0].tolist() == [82.0, 83.0, 83.0, 85.0]
     assert [x.track for x in msg.items()] == tracks and msg.items()[2].window[0, 0, 0] == 112.0
+
+
+def test_the_joint_count_comes_from_the_model_not_from_the_first_frame():
+    """A 7-joint frame sent before the real stream used to fix the joint count and make every real frame
+    malformed (0 decisions). With the model's J, the odd frame is the one refused."""
+    from stream.messages import MessageError
+
+    w = Windower(f=3, stride=1, track_timeout_s=10, J=20)
+    odd = FrameMsg(seq=0, frame=0, t_capture=0.0, t_pub=0.0, tracks=[99], joints=np.zeros((1, 7, 3), np.float32))
+    with pytest.raises(MessageError):
+        w.add(odd, now=0.0)
+    for i in range(3):
+        w.add(frame(1, i), now=0.01 * i)
+    assert len(w.tracks[1].frames) == 3 and 99 not in w.tracks
