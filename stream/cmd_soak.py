@@ -118,8 +118,7 @@ def stop_check(way: str, gallery: str | None, model: str | None = None, config: 
         # the producer starts last, once identify and windower run: three stage processes = all up
         while time.time() < end and proc.poll() is None:
             seen.update(descendants(proc.pid))
-            stages = [p for p in seen if b"spawn_main" in _cmdline(p) and p in still_running(seen)]
-            if len(stages) >= 3:
+            if len(stage_pids(seen)) >= 3:
                 break
             time.sleep(0.1)
         time.sleep(1.5)  # decisions flowing
@@ -148,6 +147,13 @@ def stop_check(way: str, gallery: str | None, model: str | None = None, config: 
     out_path.unlink(missing_ok=True)
     return {"way": way, "rc": rc, "summary": "stopped:" in text, "processes": len(seen),
             "left_running": len(left), "gone_after_s": round(gone_s, 2), "tail": text[-300:]}
+
+
+def stage_pids(procs: dict[int, int]) -> list[int]:
+    """The running stage processes among ``procs``: the children of the multiprocessing fork server."""
+    running = still_running(procs)
+    servers = {p for p in running if b"forkserver" in _cmdline(p)}
+    return [p for p in running if (_proc_stat(p) or (0,))[0] in servers]
 
 
 def _cmdline(pid: int) -> bytes:
