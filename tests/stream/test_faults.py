@@ -27,6 +27,11 @@ def test_spoofed_stats_and_decisions_are_refused_and_restarts_still_work():
     with Pipeline(cfg, "synthetic:people=2", model=FAKE, extra_peers=("mallory",)) as pipe:
         pipe.start(timeout_s=60)
         assert pipe.run_until(lambda: pipe.state.decisions >= 5, 30)
+        # the stages' keys are on no command line and in no environment (what `ps e` shows)
+        secrets = [kp.secret for kp in [*pipe.keys.server.values(), *pipe.keys.clients.values()]]
+        for sp in pipe.procs.values():
+            seen = Path(f"/proc/{sp.proc.pid}/cmdline").read_bytes() + Path(f"/proc/{sp.proc.pid}/environ").read_bytes()
+            assert not any(secret in seen for secret in secrets)
         # an authenticated peer that is not the producer / identify speaks for them
         pub = pipe.peer_socket(zmq.PUB, "events", "mallory")
         pipe.run_until(lambda: False, 0.5)
