@@ -8,30 +8,20 @@ Layout (read top to bottom): the TF-style LSTM layer, then `EncoderConfig`, then
 pretext task: encoder, Luong attention decoder with input feeding, projection head), then `CageEncoder`, the
 wrapper holding every (task, axis) model. Shapes: ``B`` batch, ``f`` frames, ``J`` joints, ``h`` hidden width.
 
-Only torch and numpy are imported here.
+Only torch, numpy and cages.config are imported here.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
+from cages.config import ConfigError, config_from_dict  # noqa: F401 - ConfigError is part of this module's API
+from cages.pretext import extraction_target
+
 AXES = "xyz"
 TASKS = ("rev_rec", "prediction", "sorting", "rev_rec_plus")
-
-
-class ConfigError(ValueError):
-    """An impossible model/training configuration (the message names the offending option)."""
-
-
-def config_from_dict(cls, d: dict, what: str):
-    """Build the config dataclass ``cls`` from a plain mapping; unknown keys are a `ConfigError` naming them."""
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(d) - names)
-    if unknown:
-        raise ConfigError(f"unknown {what} config key(s): {', '.join(unknown)}; known: {', '.join(sorted(names))}")
-    return cls(**d)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -72,6 +62,43 @@ class TFLSTMLayer(nn.Module):
             h, c = self.step(xp[:, t], h, c)
             outs.append(h)
         return torch.stack(outs, dim=1), (h, c)
+
+    def torch_weights(self, input_rows: slice | None = None) -> list[torch.Tensor]:
+        """This layer as PyTorch LSTM parameters ``[w_ih, w_hh, b_ih, b_hh]`` for ``torch.lstm`` (the fused
+        oneDNN/cuDNN kernels): a re-parameterisation computed from `kernel`/`bias` on every call, so gradients
+        flow back to them and checkpoints, fingerprints and the L2 term stay exactly as they were.
+
+        Gate order TF ``[i, j, f, o]`` -> PyTorch ``[i, f, g=j, o]``; kernels transposed; the constant forget
+        offset is ``b_hh`` (zero except the forget gate: a constant, not a parameter). ``input_rows`` picks the
+        input rows of the kernel (the decoder's first layer without its all-zero inputs).
+        """
+        h = self.hidden
+        dev = self.kernel.device
+        order = torch.cat([torch.arange(h, device=dev), torch.arange(2 * h, 3 * h, device=dev),
+                           torch.arange(h, 2 * h, device=dev), torch.arange(3 * h, 4 * h, device=dev)])
+        K = self.kernel.index_select(1, order)  # (n_in + h, 4h), PyTorch gate order
+        w_ih = K[: self.n_in] if input_rows is None else K[input_rows]
+        b_hh = torch.zeros(4 * h, device=dev, dtype=self.bias.dtype)
+        b_hh[h: 2 * h] = self.forget_bias
+        return [w_ih.t().contiguous(), K[self.n_in:].t().contiguous(), self.bias.index_select(0, order), b_hh]
+
+
+def fused_weights(layers: list[TFLSTMLayer], input_rows: slice | None = None) -> list[torch.Tensor]:
+    """The flat ``torch.lstm`` weight list of stacked TF layers (``input_rows``: see `TFLSTMLayer.torch_weights`)."""
+    weights = layers[0].torch_weights(input_rows)
+    for layer in layers[1:]:
+        weights += layer.torch_weights()
+    return weights
+
+
+def fused_lstm(x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], weights: list[torch.Tensor]):
+    """Stacked LSTM layers over ``x (B, T, n_in)`` in one ``torch.lstm`` call (oneDNN on CPU, cuDNN on CUDA);
+    ``weights`` from `fused_weights`, ``state`` = ``(h, c)``, each ``(layers, B, h)``. Returns outputs
+    ``(B, T, h)`` and the final state.
+    """
+    # train=True keeps what the backward pass needs (dropout is 0, so it changes nothing else)
+    out, h, c = torch.lstm(x, state, weights, True, len(weights) // 4, 0.0, torch.is_grad_enabled(), False, True)
+    return out, (h, c)
 
 
 def la_gaussian(f: int, centre: str = "reversed", device=None, dtype=torch.float32) -> torch.Tensor:
@@ -195,33 +222,28 @@ class AxisModel(nn.Module):
             self.dummy_bias = nn.Parameter(self.enc2.bias.detach().clone())
 
     def encode(self, x: torch.Tensor):
-        """``x (B, f, J)`` -> top-layer outputs ``H (B, f, h)`` and final states of both layers."""
-        B = x.shape[0]
-        zeros = x.new_zeros(B, self.h)
-        H1, s1 = self.enc1.run(x, zeros, zeros)
-        H2, s2 = self.enc2.run(H1, zeros, zeros)
-        return H2, (s1, s2)
+        """``x (B, f, J)`` -> top-layer outputs ``H (B, f, h)`` and the final state ``(h, c)``, each ``(2, B, h)``
+        (both encoder layers in one fused `fused_lstm` call)."""
+        zeros = x.new_zeros(2, x.shape[0], self.h)
+        return fused_lstm(x, (zeros, zeros), fused_weights([self.enc1, self.enc2]))
 
-    def decode(self, H: torch.Tensor, states, y_in: torch.Tensor | None = None):
-        """Attention decoder over ``f`` steps.
+    def decode(self, H: torch.Tensor, state, y_in: torch.Tensor | None = None):
+        """Attention decoder over ``f`` steps (both decoder layers of a step in one fused `fused_lstm` call).
 
-        ``y_in (B, f, J)`` are the decoder inputs (None = zeros, the original's behaviour). Returns the attention
-        matrix ``A (B, f, f)`` (rows = decoder steps), the context vectors ``C (B, f, h)`` and ``Ŷ (B, f, J)``.
+        ``state`` is the encoder's final ``(h, c)``; ``y_in (B, f, J)`` are the decoder inputs (None = zeros, the
+        original's behaviour). Returns the attention matrix ``A (B, f, f)`` (rows = decoder steps), the context
+        vectors ``C (B, f, h)`` and ``Ŷ (B, f, J)``.
         """
         B, f, _ = H.shape
-        (h1, c1), (h2, c2) = states
         keys = self.memory(H)  # (B, f, h)
         att = H.new_zeros(B, self.h)  # ã_0
-        w_a = self.dec1.kernel[self.J: self.J + self.h]  # the ã_{t−1} rows of the kernel over [y_in ; ã_{t−1} ; h]
-        # the y_in part of the pre-activations for all steps at once (B, f, 4h); zero inputs contribute nothing
-        y_proj = y_in @ self.dec1.kernel[: self.J] if y_in is not None else None
+        # decoder layer 1 reads [y_in ; ã_{t−1}]; zero inputs contribute nothing, so their kernel rows are skipped
+        weights = fused_weights([self.dec1, self.dec2], slice(self.J, self.J + self.h) if y_in is None else None)
         A, C, Y = [], [], []
         for t in range(f):
-            xp = att @ w_a + self.dec1.bias  # input feeding: the previous attention vector
-            if y_proj is not None:
-                xp = xp + y_proj[:, t]
-            h1, c1 = self.dec1.step(xp, h1, c1)
-            h2, c2 = self.dec2.step(self.dec2.project_input(h1), h2, c2)
+            inp = att if y_in is None else torch.cat([y_in[:, t], att], dim=-1)  # input feeding
+            s2, state = fused_lstm(inp.unsqueeze(1), state, weights)
+            h2 = s2[:, 0]
             e = torch.bmm(keys, h2.unsqueeze(-1)).squeeze(-1)  # (B, f) Luong general score
             alpha = torch.softmax(e, dim=-1)
             ctx = torch.bmm(alpha.unsqueeze(1), H).squeeze(1)  # (B, h)
@@ -232,8 +254,32 @@ class AxisModel(nn.Module):
         return torch.stack(A, 1), torch.stack(C, 1), torch.stack(Y, 1)
 
     def forward(self, x: torch.Tensor, y_in: torch.Tensor | None = None):
-        H, states = self.encode(x)
-        return self.decode(H, states, y_in)
+        H, state = self.encode(x)
+        return self.decode(H, state, y_in)
+
+    def forward_reference(self, x: torch.Tensor, y_in: torch.Tensor | None = None):
+        """`forward` written out cell by cell with the TF LSTM semantics of `TFLSTMLayer.step` (slower; the
+        reference the fused kernels are tested against)."""
+        B, f, _ = x.shape
+        zeros = x.new_zeros(B, self.h)
+        H1, s1 = self.enc1.run(x, zeros, zeros)
+        H, s2 = self.enc2.run(H1, zeros, zeros)
+        (h1, c1), (h2, c2) = s1, s2
+        keys = self.memory(H)
+        att = H.new_zeros(B, self.h)
+        A, C, Y = [], [], []
+        for t in range(f):
+            inp = att if y_in is None else torch.cat([y_in[:, t], att], dim=-1)
+            w = self.dec1.kernel[self.J: self.J + self.h] if y_in is None else self.dec1.kernel[: self.J + self.h]
+            h1, c1 = self.dec1.step(inp @ w + self.dec1.bias, h1, c1)
+            h2, c2 = self.dec2.step(self.dec2.project_input(h1), h2, c2)
+            alpha = torch.softmax(torch.bmm(keys, h2.unsqueeze(-1)).squeeze(-1), dim=-1)
+            ctx = torch.bmm(alpha.unsqueeze(1), H).squeeze(1)
+            att = self.attn_layer(torch.cat([h2, ctx], dim=-1))
+            A.append(alpha)
+            C.append(ctx)
+            Y.append(self.out(att))
+        return torch.stack(A, 1), torch.stack(C, 1), torch.stack(Y, 1)
 
     def project(self, C: torch.Tensor) -> torch.Tensor:
         """Contrastive projection ``z = W_2 ReLU(W_1 vec(C) + b_1) + b_2``: ``(B, f, h) -> (B, head_dim)``."""
@@ -278,7 +324,7 @@ class CageEncoder(nn.Module):
             for ai, _ in enumerate(self.cfg.axes):
                 x = windows[..., ai]  # (B, f, J)
                 xs.append(x)
-                ys.append(self.decoder_inputs(x.flip(1) if task == "rev_rec" else x))
+                ys.append(self.decoder_inputs(extraction_target(task, x)))
         X = torch.stack(xs)  # (M, B, f, J)
         Y = None if ys[0] is None else torch.stack(ys)
         M, B, f, J = X.shape
@@ -376,7 +422,7 @@ class CageEncoder(nn.Module):
         for task in self.cfg.tasks:
             for ai, a in enumerate(self.cfg.axes):
                 x = windows[..., ai]  # (B, f, J)
-                target = x.flip(1) if task == "rev_rec" else x
+                target = extraction_target(task, x)
                 _, C, _ = self.models[key(task, a)](x, self.decoder_inputs(target))
                 out[key(task, a)] = C
         return out
@@ -415,8 +461,4 @@ def macs_per_window(cfg: EncoderConfig) -> dict[str, int]:
     dec_step = (J + 2 * h) * 4 * h + 2 * h * 4 * h + 2 * f * h + 2 * h * h + h * J
     head = f * h * cfg.head_hidden + cfg.head_hidden * cfg.head_dim
     return {"encoder": enc, "attention keys": keys, "decoder + attention + output": f * dec_step, "head": head}
-
-
-def fmt_count(n: float) -> str:
-    return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n:,.0f}"
 

@@ -29,7 +29,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cages.encoder import CageEncoder, ConfigError, EncoderConfig, config_from_dict, key
+from cages.config import ConfigError, config_from_dict
+from cages.encoder import CageEncoder, EncoderConfig, key
 
 
 READOUTS = ("ap", "head")

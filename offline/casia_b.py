@@ -25,6 +25,12 @@ views); the others are the test set, one folder per condition (``nm``, ``bg``, `
 
 A rerun skips inputs whose ``sequences/*.npz`` exists and were made with the same settings; failed inputs
 are retried. A failure (unreadable video, no person found, ...) is recorded and never stops the batch.
+
+Sharding (``--shard K/N``, `shard_of`): shard K of N converts only the inputs whose name hashes (CRC-32) to
+it, writes their sequences into the common ``OUT/sequences/`` and its manifest to
+``OUT/shards/K-of-N.json``, and builds no layout; N jobs can run anywhere that sees the same ``OUT`` (job
+arrays, Ray, Dask), in any order. `merge_shards` (``--merge``) then checks that all N shards finished with the
+same settings, writes ``OUT/manifest.json`` and ``failures.txt`` from theirs, and builds the layouts once.
 """
 from __future__ import annotations
 
@@ -33,6 +39,7 @@ import os
 import re
 import time
 import traceback
+import zlib
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,6 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from offline.datasets.base import DatasetError, WindowSet
+from offline.errors import OfflineError
 
 NAME_RE = re.compile(r"^(\d{3})-(nm|bg|cl)-(\d{2})-(\d{3})$")
 CONDITIONS = ("nm", "bg", "cl")
@@ -47,9 +55,6 @@ VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".mpg", ".mpeg")
 MANIFEST = "manifest.json"
 FAILURES = "failures.txt"
 
-
-class UserError(ValueError):
-    """Bad arguments or an output folder made with other settings; printed as one line."""
 
 
 @dataclass(frozen=True)
@@ -129,7 +134,7 @@ def discover(root, pose: str) -> list[Item]:
     """
     root = Path(root)
     if not root.is_dir():
-        raise UserError(f"{root}: not a folder (expected a CASIA-B tree)")
+        raise OfflineError(f"{root}: not a folder (expected a CASIA-B tree)")
     items = []
     if pose == "openpose-json":
         dirs = sorted({p.parent for p in root.rglob("*_keypoints.json")})
@@ -162,7 +167,7 @@ def _init_worker(settings: dict, own_process: bool = True) -> None:
 
 def _lifter(s: Settings):
     if _WORKER.get("lifter") is None:
-        from offline.cmd_lift import make_lifter
+        from offline.lift_library import make_lifter
 
         _WORKER["lifter"] = make_lifter(s.lifter, library=s.lifter_file if s.lifter == "matching" else None,
                                         model=s.lifter_file if s.lifter == "mlp" else None, k=s.k, device="cpu")
@@ -176,7 +181,7 @@ def mediapipe_pixels_depth(track) -> tuple[np.ndarray, np.ndarray]:
     Per frame the MediaPipe world landmarks (metres, y down, z away) are converted to casia14 like the 2D
     keypoints; depth = (z − z_pelvis) · s with s = RMS 2D size (px) / RMS world x-y size (m).
     """
-    from pose.layouts import convert
+    from pose.convert import convert
     from pose.lifting import normalise_2d, root_of
 
     vis = np.where(np.isfinite(track.visibility), track.visibility, 0.0)
@@ -213,7 +218,7 @@ def convert_one(path: str, stem: str, out_npz: str) -> dict:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         for prefix in (f"{path}: ", f"video {path}: "):
             msg = msg[len(prefix):] if msg.startswith(prefix) else msg
-        known = type(exc).__name__ in {"SourceError", "DatasetError", "LiftError", "UserError", "ValueError"}
+        known = type(exc).__name__ in {"SourceError", "DatasetError", "LiftError", "OfflineError", "ValueError"}
         return {"status": "failed", "reason": msg if known else f"{type(exc).__name__}: {msg}",
                 "trace": "" if known else traceback.format_exc(limit=3),
                 "seconds": round(time.perf_counter() - t0, 3)}
@@ -243,7 +248,7 @@ def _from_video(path: Path, s: Settings):
 
 
 def _from_openpose(path: Path, s: Settings):
-    from offline.cmd_lift import lift_openpose_dir
+    from offline.lift_library import lift_openpose_dir
 
     person = lift_openpose_dir(path, _lifter(s), s.smooth, min_conf=s.min_conf, min_frames=2)[0]
     return person["joints"], np.asarray(person["frames"], dtype=np.int64), person["valid2d"]
@@ -261,35 +266,59 @@ class BatchResult:
     datasets: dict = field(default_factory=dict)  # what was written
 
 
-def _load_manifest(out: Path) -> dict:
-    p = out / MANIFEST
+def shard_of(item: Item, n: int) -> int:
+    """The shard (1..n) an input belongs to: CRC-32 of its name, so every machine splits a tree alike."""
+    key = item.name.stem if item.name is not None else Path(item.path).name
+    return zlib.crc32(key.encode("utf-8")) % n + 1
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``'K/N'`` -> ``(K, N)`` with 1 <= K <= N (a `OfflineError` otherwise)."""
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
+    if not m or not 1 <= int(m.group(1)) <= int(m.group(2)):
+        raise OfflineError(f"--shard must be K/N with 1 <= K <= N, e.g. 3/8 (got {text!r})")
+    return int(m.group(1)), int(m.group(2))
+
+
+def _shard_manifest(out: Path, shard: tuple[int, int]) -> Path:
+    return out / "shards" / f"{shard[0]}-of-{shard[1]}.json"
+
+
+def _load_manifest(out: Path, path: Path | None = None) -> dict:
+    p = path or out / MANIFEST
     if not p.is_file():
         return {}
     try:
         return json.loads(p.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"{p}: unreadable manifest ({exc}); remove it or use another output folder") from None
+        raise OfflineError(f"{p}: unreadable manifest ({exc}); remove it or use another output folder") from None
 
 
 def convert_tree(root, out, settings: Settings, splits: SplitConfig, workers: int = 2, force: bool = False,
-                 progress: bool = True, log=print) -> BatchResult:
-    """Convert every CASIA-B input under ``root`` into ``out`` (see the module docstring)."""
+                 progress: bool = True, log=print, shard: tuple[int, int] | None = None) -> BatchResult:
+    """Convert every CASIA-B input under ``root`` into ``out`` (see the module docstring); with ``shard=(K,
+    N)`` only shard K's inputs, without building the layouts (`merge_shards` does)."""
     from cages.io import write_json, write_text
 
     out = Path(out)
     items = discover(root, settings.pose)
     if not items:
-        raise UserError(f"{root}: no CASIA-B {'OpenPose JSON folders' if settings.pose == 'openpose-json' else 'videos'}"
+        raise OfflineError(f"{root}: no CASIA-B {'OpenPose JSON folders' if settings.pose == 'openpose-json' else 'videos'}"
                         f" found")
+    manifest_path = out / MANIFEST
+    if shard is not None:
+        items = [it for it in items if shard_of(it, shard[1]) == shard[0]]
+        manifest_path = _shard_manifest(out, shard)
+        manifest_path.parent.mkdir(parents=True, exist_ok=True)
     if settings.pose == "openpose-json":
-        from offline.cmd_lift import make_lifter
+        from offline.lift_library import make_lifter
 
         make_lifter(settings.lifter, settings.lifter_file if settings.lifter == "matching" else None,
                     settings.lifter_file if settings.lifter == "mlp" else None, settings.k, "cpu")  # fail early
-    manifest = _load_manifest(out)
+    manifest = _load_manifest(out, manifest_path)
     if manifest and manifest.get("settings") != settings.key():
         if not force:
-            raise UserError(f"{out / MANIFEST}: made with other settings {manifest.get('settings')}; "
+            raise OfflineError(f"{manifest_path}: made with other settings {manifest.get('settings')}; "
                             f"use --force to redo everything or choose another --out")
         manifest = {}
     entries: dict = dict(manifest.get("items", {})) if manifest else {}
@@ -312,9 +341,10 @@ def convert_tree(root, out, settings: Settings, splits: SplitConfig, workers: in
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
     def save_manifest(finished: bool) -> None:
-        write_json(out / MANIFEST, {"format": "cagereid-casia-b", "version": 1, "root": str(Path(root).resolve()),
-                                    "settings": settings.key(), "splits": asdict(splits), "started": started,
-                                    "finished": finished, "items": entries, "datasets": result.datasets})
+        write_json(manifest_path, {"format": "cagereid-casia-b", "version": 1, "root": str(Path(root).resolve()),
+                                   "settings": settings.key(), "splits": asdict(splits), "started": started,
+                                   "finished": finished, "items": entries, "datasets": result.datasets,
+                                   "shard": list(shard) if shard else None})
 
     def record(it: Item, r: dict) -> None:
         r["source"] = str(it.path)
@@ -356,10 +386,63 @@ def convert_tree(root, out, settings: Settings, splits: SplitConfig, workers: in
                             r = {"status": "failed", "reason": f"worker crashed: {type(exc).__name__}: {exc}"}
                         record(futs[fut], r)
                         bar.advance(task)
+    if shard is not None:  # the layouts need every shard: merge_shards builds them
+        save_manifest(True)
+        return result
     result.datasets = build_datasets(out, entries, splits, log=log)
     save_manifest(True)
     failures = sorted(result.failed)
     write_text(out / FAILURES, "".join(f"{p}: {why}\n" for p, why in failures))
+    return result
+
+
+def merge_shards(out, log=print) -> BatchResult:
+    """After every ``--shard K/N`` job finished: one ``manifest.json`` + ``failures.txt`` from the shards'
+    manifests and the CVE / CME layouts from all their sequences. Refuses missing or unfinished shards and
+    shards made with other settings, splits or N."""
+    from cages.io import write_json, write_text
+
+    out = Path(out)
+    files = sorted((out / "shards").glob("*-of-*.json"))
+    if not files:
+        raise OfflineError(f"{out / 'shards'}: no shard manifests (run cagereid casia-b ... --shard K/N first)")
+    shards = {}
+    for f in files:
+        m = _load_manifest(out, f)
+        k, n = (m.get("shard") or [0, 0])
+        shards[(int(k), int(n))] = m
+    ns = {n for _, n in shards}
+    if len(ns) != 1:
+        raise OfflineError(f"{out / 'shards'}: shards of different splits {sorted(ns)} (one N per output folder)")
+    n = ns.pop()
+    missing = [k for k in range(1, n + 1) if (k, n) not in shards]
+    if missing:
+        raise OfflineError(f"{out / 'shards'}: shard(s) {', '.join(f'{k}/{n}' for k in missing)} missing")
+    unfinished = [k for (k, _), m in sorted(shards.items()) if not m.get("finished")]
+    if unfinished:
+        raise OfflineError(f"{out / 'shards'}: shard(s) {', '.join(f'{k}/{n}' for k in unfinished)} not finished")
+    first = shards[(1, n)]
+    for (k, _), m in sorted(shards.items()):
+        for field_name in ("settings", "splits"):  # the root may be mounted elsewhere on another machine
+            if m.get(field_name) != first.get(field_name):
+                raise OfflineError(f"{out / 'shards'}: shard {k}/{n} has other {field_name} than shard 1/{n}")
+    entries: dict = {}
+    for _, m in sorted(shards.items()):
+        entries.update(m.get("items", {}))
+    splits = SplitConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in first["splits"].items()})
+    result = BatchResult(out)
+    for stem, e in sorted(entries.items()):
+        if e.get("status") == "ok":
+            result.converted.append(stem)
+        else:
+            result.failed.append((e.get("source", stem), e.get("reason", "")))
+    result.datasets = build_datasets(out, entries, splits, log=log)
+    write_json(out / MANIFEST, {"format": "cagereid-casia-b", "version": 1, "root": first.get("root"),
+                                "settings": first["settings"], "splits": first["splits"],
+                                "started": min(m.get("started", "") for m in shards.values()),
+                                "finished": True, "items": entries, "datasets": result.datasets,
+                                "merged_shards": n})
+    write_text(out / FAILURES, "".join(f"{p}: {why}\n" for p, why in sorted(result.failed)))
     return result
 
 
@@ -447,4 +530,4 @@ def summary_lines(res: BatchResult) -> list[str]:
 
 
 __all__ = ["CasiaName", "parse_name", "discover", "Settings", "SplitConfig", "convert_tree", "build_datasets",
-           "DatasetError"]
+           "merge_shards", "shard_of", "parse_shard", "DatasetError"]

@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "write a synthetic dataset in the CAGE pre-processed layout (or --check a dataset folder)"
-
-DATASET_CHOICES = ("BIWI", "IAS", "KGBD", "KS20", "CASIA_B", "CASIA_B_match", "ALL")
+HELP = "Write a synthetic dataset in the CAGE pre-processed layout (or --check a dataset folder)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -13,7 +11,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      "           cagereid synth --dataset CASIA_B --view 5 --out Datasets   (f defaults to 20)\n"
                      "           cagereid synth --check Datasets   (validate every dataset found there)")
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("--dataset", default=None, type=_dataset_name, metavar="NAME",
+    from offline.datasets.registry import SYNTH, dataset_arg
+
+    parser.add_argument("--dataset", default=None, type=dataset_arg(SYNTH + ("ALL",)), metavar="NAME",
                         help="BIWI, IAS, KGBD, KS20, CASIA_B (CVE, per view), CASIA_B_match (CME) or ALL "
                              "(every dataset; all KS20 and CASIA_B views unless --view). Required to write; "
                              "with --check it restricts the check")
@@ -32,20 +32,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sensor noise sd per joint coordinate in metres (default 0.01)")
     parser.add_argument("--rounds", type=int, default=10,
                         help="offset rounds of the window grid, stacked offset-major (default 10, as released)")
+    parser.add_argument("--monocular", action="store_true",
+                        help="Kinect datasets: walks in every direction, degraded like monocular MediaPipe output "
+                             "(hip-centred, depth noise, far arm hidden, far leg in bursts) and filled like live "
+                             "windows: training data for the live domain")
     parser.add_argument("--check", default=None, metavar="DIR",
                         help="read a Datasets/ folder back (all validation) and print a summary instead of "
                              "writing; exits non-zero with a one-line error naming the bad file")
     parser.add_argument("--lenient", action="store_true",
                         help="with --check: derive a missing/non-reversed target with a warning instead of failing")
-
-
-def _dataset_name(text: str) -> str:
-    from offline.protocols import match_name
-
-    name = match_name(text, DATASET_CHOICES)
-    if name is None:
-        raise argparse.ArgumentTypeError(f"unknown dataset {text!r}; choose from {', '.join(DATASET_CHOICES)}")
-    return name
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,10 +49,11 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     if args.check is not None:
         return _check(args, console)
-    from offline.synth import UserError, synth_all_targets, synth_dataset
+    from offline.errors import OfflineError
+    from offline.synth import synth_all_targets, synth_dataset
 
     if args.dataset is None or args.out is None:
-        raise UserError("give --dataset and --out to write a dataset (or --check DIR to read one)")
+        raise OfflineError("give --dataset and --out to write a dataset (or --check DIR to read one)")
     from offline.datasets.cage_layout import DEFAULT_F
 
     jobs = []
@@ -67,12 +63,12 @@ def run(args: argparse.Namespace) -> int:
         else:
             f = DEFAULT_F[ds] if args.length is None else args.length
         if args.frames is not None and args.frames < f:  # check every target before writing anything
-            raise UserError(f"--frames {args.frames} is shorter than one window of {ds} (f={f})")
+            raise OfflineError(f"--frames {args.frames} is shorter than one window of {ds} (f={f})")
         jobs.append((ds, view, f))
     rows = []
     for ds, view, f in jobs:
         splits = synth_dataset(args.out, ds, f=f, identities=args.identities, seed=args.seed, view=view,
-                               frames=args.frames, noise=args.noise, rounds=args.rounds)
+                               frames=args.frames, noise=args.noise, rounds=args.rounds, monocular=args.monocular)
         rows += [(ds, view, split, ws) for split, ws in splits.items()]
     console.print(_table(rows, f"synthetic datasets written to {args.out}", args.out))
     return 0

@@ -50,22 +50,21 @@ import numpy as np
 
 from cages.io import write_json
 from cages.windows import sliding_windows
+from offline.datasets import registry
 from offline.datasets.base import DatasetError, WindowSet
 from offline.datasets.cage_layout import (
     DATASET_LAYOUT, DEFAULT_F, _check_view, canonical_dataset, dataset_folder, split_names, write_cage_dataset,
 )
+from offline.errors import OfflineError
 
 #: Frames per walk by default (at least ``2 f + rounds`` so that every offset round gives windows).
-DEFAULT_FRAMES: dict[str, int] = {"BIWI": 60, "IAS": 60, "KGBD": 60, "KS20": 45, "CASIA_B": 60, "CASIA_B_match": 110}
+DEFAULT_FRAMES: dict[str, int] = {d.name: d.synth_frames for d in registry.REGISTRY if d.synth}
 DEFAULT_ROUNDS = 10
 KS20_VIEW_DEG = (0.0, 30.0, 90.0, 130.0, 180.0)  # cross-view split viewpoints (CAGE_SPEC §1.5)
 CME_VIEWS = (3, 5, 7)  # 54, 90, 126 degrees
 _CONDITION_CODE = {"nm": 1, "bg": 2, "cl": 3}
-_DATASET_CODE = {"BIWI": 1, "IAS": 2, "KGBD": 3, "KS20": 4, "CASIA_B": 5, "CASIA_B_match": 6}
+_DATASET_CODE = {d.name: i + 1 for i, d in enumerate(registry.REGISTRY) if d.synth}  # seeds: BIWI 1 ... CME 6
 
-
-class UserError(ValueError):
-    """Bad synth arguments (the CLI prints it as one ``error:`` line)."""
 
 
 @dataclass
@@ -185,13 +184,15 @@ def cage_windows(walks: list[tuple[int, int, np.ndarray]], f: int, rounds: int =
 
 def synth_dataset(out: str | os.PathLike | None, dataset: str, f: int | None = None, identities: int = 20,
                   seed: int = 0, view: int | None = None, frames: int | None = None, noise: float | None = None,
-                  rounds: int = DEFAULT_ROUNDS) -> dict[str, WindowSet]:
+                  rounds: int = DEFAULT_ROUNDS, monocular: bool = False) -> dict[str, WindowSet]:
     """Generate one synthetic dataset and (unless ``out`` is None) write it under ``out`` (a ``Datasets/``).
 
     ``f``: window length (default 6 Kinect sets, 20 CASIA_B, 50 CASIA_B_match); ``identities``: people;
     ``view``: KS20 0..4 (optional), CASIA_B 0..10 (required); ``frames``: frames per walk (default
     `default_frames`); ``noise``: sensor noise sd in metres (default 0.01); ``rounds``: offset
-    rounds. Returns ``{split: WindowSet}``, exactly what `read_cage_dataset` reads back.
+    rounds; ``monocular`` (Kinect layouts): walks in every direction, degraded like monocular MediaPipe
+    output and filled like live windows (`offline.degrade.monocular_filled`). Returns ``{split: WindowSet}``,
+    exactly what `read_cage_dataset` reads back.
     """
     from pose.synthetic import VirtualCamera, make_identities, project_to_image, walk
 
@@ -199,16 +200,18 @@ def synth_dataset(out: str | os.PathLike | None, dataset: str, f: int | None = N
     f = DEFAULT_F[ds] if f is None else int(f)
     view = _check_view(ds, view)
     if identities < 1 or (ds == "CASIA_B_match" and identities < 2):
-        raise UserError(f"need at least {2 if ds == 'CASIA_B_match' else 1} identities (got {identities})")
+        raise OfflineError(f"need at least {2 if ds == 'CASIA_B_match' else 1} identities (got {identities})")
     if f < 1 or rounds < 1:
-        raise UserError(f"need f >= 1 and rounds >= 1 (got f={f}, rounds={rounds})")
+        raise OfflineError(f"need f >= 1 and rounds >= 1 (got f={f}, rounds={rounds})")
     frames = default_frames(ds, f, rounds) if frames is None else int(frames)
     if frames < f:
-        raise UserError(f"--frames {frames} is shorter than one window (f={f})")
+        raise OfflineError(f"--frames {frames} is shorter than one window (f={f})")
     if noise is not None and noise < 0:
-        raise UserError(f"noise must be >= 0 (got {noise})")
+        raise OfflineError(f"noise must be >= 0 (got {noise})")
     layout, J = DATASET_LAYOUT[ds]
     casia = ds.startswith("CASIA_B")
+    if monocular and casia:
+        raise OfflineError("--monocular applies to the Kinect datasets (3D metres), not CASIA-B")
     fps = 25.0 if casia else 30.0
     base_noise = 0.01 if noise is None else float(noise)
 
@@ -225,8 +228,16 @@ def synth_dataset(out: str | os.PathLike | None, dataset: str, f: int | None = N
             camera = VirtualCamera(view_deg=spec.view_deg)
             knobs["heading_deg"] = camera.walk_heading_deg
             knobs.setdefault("start", None)
+        mono_rng = np.random.default_rng([walk_seed, int(seed), 0x30C])
+        if monocular:  # the live camera sees people from every side, most often in profile
+            knobs["heading_deg"] = float(mono_rng.uniform(-180.0, 180.0))
         res = walk(people[spec.identity], frames, layout, fps, seed=walk_seed, noise_m=noise_m, **knobs)
         seq = res.joints
+        if monocular:
+            from offline.degrade import monocular_filled
+            from pose.layouts import get_layout
+
+            seq = monocular_filled(seq, get_layout(layout), mono_rng)
         if camera is not None:
             seq = project_to_image(seq, camera)
         if not np.isfinite(seq).all():
@@ -242,7 +253,8 @@ def synth_dataset(out: str | os.PathLike | None, dataset: str, f: int | None = N
             windows=windows, pids=pids, dataset=ds, split=split, layout=layout, recording=recording,
             offset=offset, start=start,
             meta={"synthetic": True, "seed": int(seed), "f": f, "view": view, "frames": frames,
-                  "rounds": rounds, "noise_m": base_noise, "units": "pixels" if casia else "metres"},
+                  "rounds": rounds, "noise_m": base_noise, "units": "pixels" if casia else "metres",
+                  "monocular": bool(monocular)},
         )
     if ds == "CASIA_B_match":  # the top-level test files: the nm, bg and cl windows, in that order
         parts = [splits[c] for c in ("nm", "bg", "cl")]
@@ -257,16 +269,11 @@ def synth_dataset(out: str | os.PathLike | None, dataset: str, f: int | None = N
             "dataset": ds, "f": f, "view": view, "identities": int(identities), "seed": int(seed),
             "frames_per_walk": frames, "rounds": rounds, "noise_m": base_noise, "fps": fps,
             "layout": layout, "J": J, "units": "pixels (x, y) + pixel depth" if casia else "metres",
+            "monocular": bool(monocular),
             "walks": [{"split": s.split, "pid": s.pid, "recording": s.recording, "view_deg": s.view_deg,
                        **{k: v for k, v in s.knobs.items() if k != "start"}} for s in specs],
         })
     return splits
-
-
-def synth_summary_rows(splits: dict[str, WindowSet]) -> list[tuple[str, str, int, int, int, int, int]]:
-    """``[(dataset, split, N, f, J, people, recordings)]`` for a summary table."""
-    return [(ws.dataset, split, ws.n, ws.f, ws.J, len(np.unique(ws.pids)), len(np.unique(ws.recording)))
-            for split, ws in splits.items()]
 
 
 def synth_all_targets(dataset: str, view: int | None) -> list[tuple[str, int | None]]:
@@ -279,5 +286,5 @@ def synth_all_targets(dataset: str, view: int | None) -> list[tuple[str, int | N
         return targets
     ds = canonical_dataset(dataset)
     if ds == "CASIA_B" and view is None:
-        raise UserError("CASIA_B (CVE) is per view: give --view 0..10 (angle 18·v degrees)")
+        raise OfflineError("CASIA_B (CVE) is per view: give --view 0..10 (angle 18·v degrees)")
     return [(ds, view)]

@@ -3,12 +3,11 @@ video and OpenPose-style JSON."""
 from __future__ import annotations
 
 import argparse
+from pose.errors import PoseError
 
 HELP = "Extract per-person 3D skeleton tracks (MediaPipe Pose) from a video, camera or image folder"
 
 
-class UserError(ValueError):
-    pass
 
 
 def _multi(value: str):
@@ -37,13 +36,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layouts", default="kinect_v1,casia14",
                    help="3D layouts stored besides mediapipe33 (comma-separated; default kinect_v1,casia14)")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
-    p.add_argument("--fps", type=float, help="frame rate of an image folder (default 25) or override for a video")
-    p.add_argument("--detect-every", type=int, default=5, help="run the people detector every N frames (5)")
+    p.add_argument("--fps", type=float, help="frame rate of an image folder (default: 25) or override for a video")
+    p.add_argument("--detect-every", type=int, default=10, help="run the people detector every N frames (default: 10)")
     p.add_argument("--detector-height", type=int, default=864,
                    help="resize frames to this height for the HOG detector (864; small people need upscaling)")
     p.add_argument("--min-crop-height", type=int, default=256, help="upscale person crops to this height (256)")
-    p.add_argument("--min-visibility", type=float, default=0.5,
-                   help="landmarks below this visibility make the joints built from them invalid (0.5)")
+    p.add_argument("--min-visibility", type=float, default=0.0,
+                   help="landmarks below this visibility make the joints built from them invalid (default 0: "
+                        "use MediaPipe's estimate of hidden landmarks too, pose.extract.MIN_VISIBILITY)")
     p.add_argument("--min-track-frames", type=int, default=5, help="drop tracks found in fewer frames (5)")
     p.add_argument("--max-gap", type=int, default=5, help="interpolate gaps up to this many frames (flagged) (5)")
     p.add_argument("--focal-px", type=float,
@@ -60,12 +60,12 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     if out.suffix != ".npz":
-        raise UserError(f"{out}: --out must end in .npz")
+        raise PoseError(f"{out}: --out must end in .npz")
     openpose_dir = None
     if args.format == "openpose":
         openpose_dir = Path(args.openpose_dir) if args.openpose_dir else out.with_name(out.stem + "_openpose")
     elif args.openpose_dir:
-        raise UserError("--openpose-dir needs --format openpose")
+        raise PoseError("--openpose-dir needs --format openpose")
     layouts = tuple(x.strip() for x in args.layouts.split(",") if x.strip())
     source = args.source
     if args.fps or args.max_frames:

@@ -23,16 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from pose.errors import PoseError
 
 N_LANDMARKS = 33
 _MODEL_FILES = {0: "pose_landmark_lite.tflite", 1: "pose_landmark_full.tflite", 2: "pose_landmark_heavy.tflite"}
 
 
-class UserError(ValueError):
-    """Base of user-facing errors in this module (cli.py prints them as one line)."""
-
-
-class EstimatorError(UserError):
+class EstimatorError(PoseError):
     """The pose model cannot be used as asked (one line)."""
 
 
@@ -149,6 +146,48 @@ def estimate_translation(world: np.ndarray, keypoints2d: np.ndarray, visibility:
     return t
 
 
+@dataclass
+class Crop:
+    """What the model sees of one image: ``rgb`` (the crop, upscaled when small) and where it came from."""
+
+    rgb: np.ndarray  # (h, w, 3) uint8 RGB
+    x0: int          # crop origin in the full image, pixels
+    y0: int
+    scale: float     # crop pixels per image pixel
+
+    def result(self, raw: tuple[np.ndarray, np.ndarray] | None) -> PoseResult | None:
+        """`PoseEstimator.infer`'s output on ``rgb`` -> a `PoseResult` in full-image pixels."""
+        if raw is None:
+            return None
+        norm, world = raw
+        kp = np.empty((N_LANDMARKS, 2))
+        kp[:, 0] = norm[:, 0] * self.rgb.shape[1] / self.scale + self.x0
+        kp[:, 1] = norm[:, 1] * self.rgb.shape[0] / self.scale + self.y0
+        return PoseResult(world=world, keypoints2d=kp, visibility=np.clip(norm[:, 2], 0.0, 1.0))
+
+
+def prepare_crop(image_bgr: np.ndarray, roi=None, min_crop_height: int = 0) -> Crop | None:
+    """The RGB image the model gets for ``image_bgr`` or its ``roi`` (x0, y0, x1, y1, clipped to the image;
+    upscaled to ``min_crop_height`` rows when smaller). None when the roi is under 8 pixels."""
+    import cv2
+
+    h, w = image_bgr.shape[:2]
+    x0 = y0 = 0
+    crop = image_bgr
+    if roi is not None:
+        x0, y0 = max(0, int(np.floor(roi[0]))), max(0, int(np.floor(roi[1])))
+        x1, y1 = min(w, int(np.ceil(roi[2]))), min(h, int(np.ceil(roi[3])))
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            return None
+        crop = image_bgr[y0:y1, x0:x1]
+    ch, cw = crop.shape[:2]
+    scale = 1.0
+    if roi is not None and ch < min_crop_height:
+        scale = min_crop_height / ch
+        crop = cv2.resize(crop, (max(1, round(cw * scale)), min_crop_height), interpolation=cv2.INTER_CUBIC)
+    return Crop(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), x0, y0, scale)
+
+
 class PoseEstimator:
     """One MediaPipe Pose graph. In video mode (``static_image_mode=False``, the default) it tracks the person
     from frame to frame, so give each tracked person their own estimator.
@@ -180,26 +219,19 @@ class PoseEstimator:
     def process(self, image_bgr: np.ndarray, roi=None) -> PoseResult | None:
         """Pose of the (main) person in ``image_bgr`` (H, W, 3) uint8, or in its ``roi`` (x0, y0, x1, y1)
         pixels (clipped to the image). None when no person is found."""
-        import cv2
-
         if self._pose is None:
             raise EstimatorError("PoseEstimator is closed")
-        h, w = image_bgr.shape[:2]
-        x0 = y0 = 0
-        crop = image_bgr
-        if roi is not None:
-            x0, y0 = max(0, int(np.floor(roi[0]))), max(0, int(np.floor(roi[1])))
-            x1, y1 = min(w, int(np.ceil(roi[2]))), min(h, int(np.ceil(roi[3])))
-            if x1 - x0 < 8 or y1 - y0 < 8:
-                return None
-            crop = image_bgr[y0:y1, x0:x1]
-        ch, cw = crop.shape[:2]
-        scale = 1.0
-        if roi is not None and ch < self.min_crop_height:
-            scale = self.min_crop_height / ch
-            crop = cv2.resize(crop, (max(1, round(cw * scale)), self.min_crop_height),
-                              interpolation=cv2.INTER_CUBIC)
-        rgb = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
+        crop = prepare_crop(image_bgr, roi, self.min_crop_height)
+        if crop is None:
+            return None
+        return crop.result(self.infer(crop.rgb))
+
+    def infer(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """The model on an RGB image as it is: normalised landmarks ``(33, 3)`` (x, y in [0, 1] of the image,
+        visibility) and world landmarks ``(33, 3)``, or None. `process` = `prepare_crop` + this + `Crop.result`;
+        the split lets worker processes run the model on crops cut in the main process (`pose.workers`)."""
+        if self._pose is None:
+            raise EstimatorError("PoseEstimator is closed")
         with native_stderr_silenced(self.quiet and self._calls < 3):
             res = self._pose.process(rgb)
         self._calls += 1
@@ -207,10 +239,7 @@ class PoseEstimator:
             return None
         norm = np.array([(lm.x, lm.y, lm.visibility) for lm in res.pose_landmarks.landmark], dtype=np.float64)
         world = np.array([(lm.x, lm.y, lm.z) for lm in res.pose_world_landmarks.landmark], dtype=np.float64)
-        kp = np.empty((N_LANDMARKS, 2))
-        kp[:, 0] = norm[:, 0] * crop.shape[1] / scale + x0
-        kp[:, 1] = norm[:, 1] * crop.shape[0] / scale + y0
-        return PoseResult(world=world, keypoints2d=kp, visibility=np.clip(norm[:, 2], 0.0, 1.0))
+        return norm, world
 
     def close(self) -> None:
         if self._pose is not None:

@@ -43,14 +43,16 @@ smooth sensor noise. Fixed heading -90: 0.53 / 0.65 (seeds 0 / 1); heading +-45 
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from pose.layouts import V1_SPINE_T, V2_SPINEMID_T, LayoutError, get_layout
+from pose.camera import relative_depth_px
+from pose.errors import PoseError
 
 
-class SyntheticError(ValueError):
+class SyntheticError(PoseError):
     """Bad arguments for the synthetic walker (unknown or 2D layout, negative sizes, bad probabilities)."""
 
 
@@ -164,7 +166,7 @@ def make_identities(n: int, seed: int = 0) -> list[WalkerIdentity]:
 # --------------------------------------------------------------------------------------------------
 
 #: Which internal point each joint of each 3D layout is. Internal points are chosen so that the layout
-#: converters of `pose.layouts` agree with them (e.g. hand = mean of wrist, pinky and index knuckles;
+#: converters of `pose.convert` agree with them (e.g. hand = mean of wrist, pinky and index knuckles;
 #: Kinect foot = 3/4 from heel to toe tip; head centre = mean of the ears; hip centre = mean of the hips).
 _K1_MAP = {
     "HipCenter": "pelvis", "Spine": "spine_v1", "ShoulderCenter": "shoulder_centre", "Head": "head",
@@ -272,7 +274,7 @@ def _skeleton(ident: WalkerIdentity, style: dict, phase: np.ndarray) -> dict[str
         pts[f"hip_{s}"], pts[f"knee_{s}"], pts[f"ankle_{s}"] = hip, knee, ankle
         pts[f"heel_{s}"], pts[f"foot_index_{s}"] = heel, toe
         pts[f"small_toe_{s}"] = base + 0.5 * ident.foot * fwd + 0.04 * out
-        pts[f"foot_{s}"] = 0.25 * heel + 0.75 * toe  # Kinect foot (same recipe as pose.layouts)
+        pts[f"foot_{s}"] = 0.25 * heel + 0.75 * toe  # Kinect foot (same recipe as pose.convert)
     # torso: leaning forward, counter-rotating against the pelvis
     torso_yaw = -0.6 * pelvis_yaw
     lean = rad(style["torso_lean_deg"]) + rad(1.5) * np.cos(2 * phase)
@@ -326,7 +328,7 @@ def _skeleton(ident: WalkerIdentity, style: dict, phase: np.ndarray) -> dict[str
         pts[f"pinky_{s}"], pts[f"index_{s}"] = pinky, index
         pts[f"thumb_{s}"] = wrist + 0.35 * L * hd + 0.3 * L * hfwd - sign * 0.08 * L * hside
         pts[f"thumb_tip_{s}"] = wrist + 0.55 * L * hd + 0.4 * L * hfwd - sign * 0.1 * L * hside
-        pts[f"hand_{s}"] = (wrist + pinky + index) / 3.0  # Kinect hand (same recipe as pose.layouts)
+        pts[f"hand_{s}"] = (wrist + pinky + index) / 3.0  # Kinect hand (same recipe as pose.convert)
         pts[f"hand_tip_{s}"] = wrist + L * hd
     # ground contact: the lowest foot point of each frame touches the floor (y = 0); this lifts and lowers
     # the whole body twice per gait cycle (the pelvis bob)
@@ -544,13 +546,8 @@ def project_to_image(joints: np.ndarray, camera: VirtualCamera, root: int | list
         zr = np.nanmean(z, axis=-1, keepdims=True)
     else:
         zr = x[..., [root] if isinstance(root, int) else list(root), 2].mean(axis=-1, keepdims=True)
-    depth = K[0, 0] * (z - zr) / zr
+    depth = relative_depth_px(z, zr, K[0, 0])
     return np.stack([u, v, depth], axis=-1)
-
-
-def identity_fields() -> list[str]:
-    """Names of the identity parameters (for docs and dataset metadata)."""
-    return [f.name for f in fields(WalkerIdentity)]
 
 
 def walk_in_view(identity: WalkerIdentity, n_frames: int, camera: VirtualCamera, layout: str = "casia14",

@@ -17,37 +17,19 @@ HELP = "Live re-identification demo on synthetic walkers with the shipped encode
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from stream.cmd_live import add_common
+    from cagereid.flags import alias
+    from stream.options import add_common
 
     p.add_argument("--known", type=int, default=5, help="walkers to enrol (default: 5)")
     p.add_argument("--strangers", type=int, default=3, help="walkers never enrolled (default: 3)")
-    p.add_argument("--seconds", type=float, default=12.0, help="length of the live walks (default: 12)")
+    p.add_argument("--walk-seconds", type=float, default=12.0, help="length of the live walks (default: 12)")
+    alias(p, "--seconds", "--walk-seconds", "walk_seconds", type=float, metavar="S")
     p.add_argument("--seed", type=int, default=7, help="population seed (default: 7)")
     p.add_argument("--gallery", default=None, help="keep the demo gallery in this file (default: a temporary file)")
     add_common(p)
     p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (default: when "
                    "the walks end)")
     p.add_argument("--no-dashboard", action="store_true", help="no full-screen view, only the summary")
-
-
-def enrol_synthetic(gallery_path, encoder, people: int, known: int, seed: int, stride: int, fps: float,
-                    walks: int = 3, frames: int = 240) -> dict[str, int]:
-    """Enrol walkers ``0..known-1`` of the synthetic population from ``walks`` walks each."""
-    import numpy as np
-
-    from stream.cmd_enroll import enroll_windows
-    from stream.producer import open_observations, walker_name
-    from stream.windower import windows_of_source
-
-    out = {}
-    for i in range(known):
-        spec = f"synthetic:people={people},seed={seed},ids={i},walks={walks},frames={frames},walk_seed=1"
-        obs, _ = open_observations(spec, encoder.layout, fps)
-        per_track = windows_of_source(obs, encoder.f, stride)
-        for k, windows in enumerate(per_track.values()):  # one session per walk: calibration compares walks
-            out[walker_name(i)] = out.get(walker_name(i), 0) + enroll_windows(
-                gallery_path, walker_name(i), np.stack(windows), encoder, source=f"{spec}#walk{k}")
-    return out
 
 
 def summarise(state, known_names: set[str]) -> dict:
@@ -102,23 +84,24 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.markup import escape
 
-    from stream.cmd_live import drive, print_summary
+    from stream.dashboard import drive, print_summary
     from stream.config import load_config
-    from stream.errors import UserError
+    from stream.errors import StreamError
     from stream.gallery import Gallery
     from stream.identify import calibrate, load_encoder
     from stream.pipeline import Pipeline
+    from stream.enrol import enrol_synthetic
     from stream.producer import walker_name
 
-    if args.known < 1 or args.strangers < 0 or args.known + args.strangers > 20 or args.seconds < 1:
-        raise UserError("need 1 <= --known, 0 <= --strangers, known + strangers <= 20 and --seconds >= 1")
+    if args.known < 1 or args.strangers < 0 or args.known + args.strangers > 20 or args.walk_seconds < 1:
+        raise StreamError("need 1 <= --known, 0 <= --strangers, known + strangers <= 20 and --walk-seconds >= 1")
     cfg = load_config(args.config, device=args.device)
     console = Console()
     people = args.known + args.strangers
     with tempfile.TemporaryDirectory(prefix="cagereid-demo-") as tmp:
         gallery = Path(args.gallery) if args.gallery else Path(tmp) / "gallery.sqlite"
         if gallery.exists():
-            raise UserError(f"{gallery}: exists; the demo writes a fresh gallery (remove it or pick another file)")
+            raise StreamError(f"{gallery}: exists; the demo writes a fresh gallery (remove it or pick another file)")
         t0 = time.time()
         console.print(f"[bold]cagereid demo[/bold]: loading the encoder "
                       f"({escape(args.model or 'shipped: cages/pretrained')}) ...")
@@ -129,10 +112,10 @@ def run(args: argparse.Namespace) -> int:
         with Gallery(gallery) as g:
             accept = calibrate(g.load(encoder.fingerprint), cfg)
         enrol_s = time.time() - t0
-        frames = int(round(args.seconds * cfg.fps))
+        frames = int(round(args.walk_seconds * cfg.fps))
         source = (f"synthetic:people={people},seed={args.seed},frames={frames},walks=1,walk_seed=2000")
         console.print(f"live: {people} walkers at once ({args.known} enrolled + {args.strangers} strangers), "
-                      f"{args.seconds:.0f}s walks; source {source}", markup=False)
+                      f"{args.walk_seconds:.0f}s walks; source {source}", markup=False)
         t1 = time.time()
         with Pipeline(cfg, source, model=args.model, gallery=gallery) as pipe:
             pipe.state.title = "cagereid demo"

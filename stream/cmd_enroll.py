@@ -7,7 +7,7 @@ HELP = "Enrol a person: walk in front of a camera / give a video or skeleton fil
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from stream.cmd_live import DEFAULT_GALLERY, add_common
+    from stream.options import DEFAULT_GALLERY, add_common
 
     p.add_argument("--name", required=True, help="the person's name (shown on the dashboard; letters, digits, "
                    "spaces and . _ - ' at most 64 characters)")
@@ -21,61 +21,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-windows", type=int, default=5, help="refuse enrolments with fewer windows (default: 5)")
 
 
-def enroll_windows(gallery_path, name: str, windows, encoder, source: str = "") -> int:
-    """Embed ``windows (N, f, J, 3)`` with ``encoder`` and store them for ``name`` in one transaction."""
-    import numpy as np
-
-    from stream.gallery import Gallery
-
-    emb = encoder.embed(np.asarray(windows, np.float32))
-    with Gallery(gallery_path) as g:
-        return g.enroll(name, emb, encoder.fingerprint, source=source)
-
-
-def finite_source(spec: str, seconds: float | None) -> str:
-    """A synthetic source for enrolment ends: one walk unless the spec says ``walks=K`` (``walks=0``, endless,
-    needs ``--seconds``)."""
-    from stream.errors import SourceError
-    from stream.producer import parse_synthetic
-
-    spec = str(spec)
-    if not (spec == "synthetic" or spec.startswith("synthetic:")):
-        return spec
-    s = parse_synthetic(spec)
-    if "walks=" not in spec:
-        return spec + ("," if ":" in spec else ":") + "walks=1"
-    if s.walks == 0 and seconds is None:
-        raise SourceError(f"{spec}: walks=0 never ends; give walks=K or --seconds")
-    return spec
-
-
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from stream.config import load_config
-    from stream.errors import SourceError, UserError
+    from stream.errors import SourceError, StreamError
     from stream.gallery import check_name
     from stream.identify import load_encoder
     from stream.producer import check_source, open_observations
+    from stream.enrol import enroll_windows, finite_source
     from stream.windower import windows_of_source
 
     name = check_name(args.name, "--name")
     if args.min_windows < 1 or (args.seconds is not None and not args.seconds > 0):
-        raise UserError("need --min-windows >= 1 and --seconds > 0")
+        raise StreamError("need --min-windows >= 1 and --seconds > 0")
     cfg = load_config(args.config, device=args.device)
     seconds = args.seconds if args.seconds is not None else (10.0 if str(args.source).isdigit() else None)
     source = finite_source(args.source, seconds)
     check_source(source, open_it=True)
     encoder = load_encoder(args.model, cfg.device)
     obs, _ = open_observations(source, encoder.layout, cfg.fps)
-    per_track = windows_of_source(obs, encoder.f, cfg.stride, track=args.track, max_seconds=seconds)
+    per_track = windows_of_source(obs, encoder.f, cfg.stride, track=args.track, max_seconds=seconds,
+                                  layout=encoder.layout)
     if not per_track:
         raise SourceError(f"{args.source}: no complete {encoder.f}-frame skeleton windows"
                           + (f" for track {args.track}" if args.track is not None else ""))
     track = args.track if args.track is not None else max(per_track, key=lambda t: len(per_track[t]))
     windows = np.stack(per_track[track])
     if len(windows) < args.min_windows:
-        raise UserError(f"{args.source}: only {len(windows)} windows of track {track} (need {args.min_windows}); "
+        raise StreamError(f"{args.source}: only {len(windows)} windows of track {track} (need {args.min_windows}); "
                         "use a longer walk")
     n = enroll_windows(args.gallery, name, windows, encoder, source=f"{source}#track{track}")
     others = f" ({len(per_track) - 1} other tracks ignored)" if len(per_track) > 1 else ""

@@ -7,7 +7,7 @@ HELP = "List enrolled people or remove one from the gallery"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from stream.cmd_live import DEFAULT_GALLERY
+    from stream.options import DEFAULT_GALLERY
 
     p.add_argument("action", choices=("list", "remove"), help="list: people, embeddings, model; remove NAME")
     p.add_argument("name", nargs="?", help="person to remove")
@@ -21,12 +21,12 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
     from rich.text import Text
 
-    from stream.errors import UserError
+    from stream.errors import StreamError
     from stream.gallery import Gallery
 
     console = Console()
     if args.action == "remove" and not args.name:
-        raise UserError("gallery remove needs a NAME")
+        raise StreamError("gallery remove needs a NAME")
     with Gallery(args.gallery, create=False, readonly=args.action == "list") as g:
         if args.action == "remove":
             n = g.remove(args.name)

@@ -37,7 +37,7 @@ KILL_TARGET_S = {"producer": 2.0, "windower": 2.0, "identify": 4.0}  # decisions
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from stream.cmd_live import add_common
+    from stream.options import add_common
 
     add_common(p)
     p.add_argument("--malformed", type=int, default=10000, help="malformed/mutated messages to send (default 10000)")
@@ -417,18 +417,18 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
     from rich.text import Text
 
-    from stream.cmd_demo import enrol_synthetic
+    from stream.enrol import enrol_synthetic
     from stream.config import load_config
-    from stream.errors import UserError
+    from stream.errors import StreamError
     from stream.identify import load_encoder
     from stream.pipeline import Pipeline
 
     stages = [s for s in args.stages.split(",") if s]
     stops = [] if args.stops == "none" else [s for s in args.stops.split(",") if s]
     if any(s not in KILL_TARGET_S for s in stages) or any(s not in STOPS for s in stops):
-        raise UserError(f"--stages takes {','.join(KILL_TARGET_S)}; --stops takes {','.join(STOPS)} or none")
+        raise StreamError(f"--stages takes {','.join(KILL_TARGET_S)}; --stops takes {','.join(STOPS)} or none")
     if args.malformed < 0 or args.kills < 0 or args.kill_every <= 0 or not 1 <= args.people <= 16:
-        raise UserError("need --malformed >= 0, --kills >= 0, --kill-every > 0 and 1 <= --people <= 16")
+        raise StreamError("need --malformed >= 0, --kills >= 0, --kill-every > 0 and 1 <= --people <= 16")
     cfg = load_config(args.config, device=args.device)
     console = Console()
     results: dict = {"machine": f"{os.cpu_count()} CPUs, {sys.platform}", "model": args.model or "shipped"}
@@ -443,7 +443,7 @@ def run(args: argparse.Namespace) -> int:
         with Pipeline(cfg, source, model=args.model, gallery=gallery, extra_peers=("soak",)) as pipe:
             pipe.start()
             if not pipe.run_until(lambda: pipe.state.decisions >= 10, 60):
-                raise UserError("soak: the pipeline made no decisions within 60 s")
+                raise StreamError("soak: the pipeline made no decisions within 60 s")
             if args.malformed:
                 console.print(f"soak: {args.malformed} malformed/mutated messages ...")
                 results["malformed"] = flood(pipe, args.malformed, args.seed)

@@ -75,14 +75,16 @@ class StreamConfig:
         return replace(self, **{k: v for k, v in kw.items()})
 
     def check(self, origin: str = "config") -> "StreamConfig":
-        """Every value's type and range; `ConfigError` naming ``origin`` and each offending key."""
-        types = {"str": (str,), "int": (int,), "float": (int, float), "float | None": (int, float, type(None))}
-        problems = [f"{f.name} must be {f.type}, not {type(getattr(self, f.name)).__name__} "
-                    f"{str(getattr(self, f.name))[:40]!r}" for f in fields(self)
-                    if isinstance(getattr(self, f.name), bool) or not isinstance(getattr(self, f.name), types[f.type])]
-        if problems:  # ranges below compare numbers: wrong types first
-            raise ConfigError(f"{origin}: " + "; ".join(problems))
-        problems += [f"{f.name} must be finite" for f in fields(self)
+        """Every value's type (the one config validator, `cages.config`) and range; `ConfigError` naming
+        ``origin`` and each offending key."""
+        from cages.config import ConfigError as BadConfig
+        from cages.config import check_types
+
+        try:  # ranges below compare numbers: wrong types first
+            check_types(type(self), asdict(self), "stream", origin=origin)
+        except BadConfig as exc:
+            raise ConfigError(str(exc)) from None
+        problems = [f"{f.name} must be finite" for f in fields(self)
                      if isinstance(getattr(self, f.name), float) and not math.isfinite(getattr(self, f.name))]
         if problems:
             raise ConfigError(f"{origin}: " + "; ".join(problems))
@@ -149,37 +151,23 @@ def _valid_host(host: str) -> bool:
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> StreamConfig:
-    """Read a YAML file (flat keys, or under a top-level ``stream:`` key); unknown keys are an error."""
-    import yaml
+    """Read a YAML file (flat keys, or under a top-level ``stream:`` key) or a shipped config name; unknown keys
+    and values of the wrong type are a one-line `ConfigError` naming the file and the key (the one config
+    validator, `cages.config`), ranges are checked by `StreamConfig.check`."""
+    from cages.config import ConfigError as BadConfig
+    from cages.config import check_types, load_yaml
 
     try:
         p = _configs.resolve(path) if path else DEFAULT_CONFIG
     except FileNotFoundError as exc:
         raise ConfigError(str(exc)) from None
-    data: dict[str, Any] = {}
-    if True:
-        try:
-            data = yaml.safe_load(p.read_text()) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"{p}: no such config file") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{p}: expected a mapping of settings")
+    try:
+        data = load_yaml(p, "stream")
         if "stream" in data and isinstance(data["stream"], dict):
             data = data["stream"]
-        if not all(isinstance(k, str) for k in data):
-            raise ConfigError(f"{p}: setting names must be strings")
-    known = {f.name: f for f in fields(StreamConfig)}
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        raise ConfigError(f"{p}: unknown key(s) {', '.join(unknown)} (known: {', '.join(known)})")
-    bad = sorted(set(overrides) - set(known))
-    if bad:
-        raise ConfigError(f"unknown stream setting(s): {', '.join(bad)}")
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        cfg = StreamConfig(**data)
-    except TypeError as exc:
-        raise ConfigError(f"{p}: {exc}") from None
-    return cfg.check(str(p))
+        data = check_types(StreamConfig, data, "stream", origin=str(p))
+        values = {**data, **{k: v for k, v in overrides.items() if v is not None}}
+        values = check_types(StreamConfig, values, "stream", origin=str(p))
+    except BadConfig as exc:
+        raise ConfigError(str(exc)) from None
+    return StreamConfig(**values).check(str(p))

@@ -27,7 +27,7 @@ import numpy as np
 from cages.matcher import RunningMean
 from stream.config import StreamConfig
 from stream.decision import TrackDecider
-from stream.errors import UserError
+from stream.errors import StreamError
 from stream.messages import DecisionMsg, MessageError, Window, WindowMsg, decode
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "cages" / "pretrained"  # = cages.pretrained.PATH
@@ -55,7 +55,7 @@ def _checkpoint_meta(path: Path) -> dict:
             try:
                 return json.loads(cand.read_text())
             except json.JSONDecodeError:
-                raise UserError(f"{cand}: model metadata is not valid JSON") from None
+                raise StreamError(f"{cand}: model metadata is not valid JSON") from None
     return {}
 
 
@@ -72,19 +72,19 @@ def load_encoder(spec: str | Path | None = None, device: str = "auto") -> Encode
         try:
             impl = getattr(importlib.import_module(modname), func)()
         except (ImportError, AttributeError) as exc:
-            raise UserError(f"model factory {spec!r}: {exc}") from None
+            raise StreamError(f"model factory {spec!r}: {exc}") from None
         return Encoder(impl, impl.f, impl.layout, impl.fingerprint, device, spec)
     path = Path(spec)
     if not path.exists():
-        raise UserError(f"{path}: no such model (a folder written by `cagereid train --out`)")
+        raise StreamError(f"{path}: no such model (a folder written by `cagereid train --out`)")
     if path.is_dir() and not (path / "encoder.pt").exists():
-        raise UserError(f"{path}: no encoder.pt in this folder (train one with `cagereid train --out {path}`)")
+        raise StreamError(f"{path}: no encoder.pt in this folder (train one with `cagereid train --out {path}`)")
     from cages.features import CageExtractor
 
     try:
         impl = CageExtractor.from_checkpoint(path, device=device)
     except Exception as exc:  # noqa: BLE001 - a truncated, garbage or foreign file: one line naming it
-        raise UserError(f"{path}: cannot load this model ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
+        raise StreamError(f"{path}: cannot load this model ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
     try:
         impl.trace()  # same numbers, ~1.4x faster on CPU at live batch sizes
     except Exception as exc:  # noqa: BLE001 - a model, device or torch TorchScript cannot trace works untraced
@@ -93,7 +93,7 @@ def load_encoder(spec: str | Path | None = None, device: str = "auto") -> Encode
     f = getattr(getattr(impl, "cfg", None), "f", None) or meta.get("f") or meta.get("length")
     layout = meta.get("layout") or "kinect_v1"
     if not f:
-        raise UserError(f"{path}: model metadata does not say its window length f")
+        raise StreamError(f"{path}: model metadata does not say its window length f")
     return Encoder(impl, int(f), str(layout), str(impl.fingerprint), device, str(path))
 
 

@@ -23,6 +23,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from stream.errors import StreamError
+
 SCHEMA_VERSION = 2  # 2: frame and window messages carry every track of one source frame
 _DTYPES = {"float32", "float64", "bool", "int64", "uint8"}
 _MAX_ELEMENTS = 1 << 20  # no legitimate message is bigger than this (a 64-window batch is ~25k values)
@@ -45,7 +47,7 @@ def max_part_bytes(max_tracks: int, f: int, J: int) -> int:
     return max(_MAX_HEADER, max_tracks * max(f, 1) * J * 3 * 4)
 
 
-class MessageError(ValueError):
+class MessageError(StreamError):
     """A received message is malformed; the receiver counts it and drops it."""
 
 

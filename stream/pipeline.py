@@ -32,7 +32,7 @@ import zmq
 from stream import security
 from stream.config import StreamConfig
 from stream.dashboard import DashboardState, StageRow
-from stream.errors import UserError
+from stream.errors import StreamError
 from stream.messages import _MAX_HEADER, ControlMsg, DecisionMsg, MessageError, StatsMsg, decode
 
 STAGES = ("identify", "windower", "producer")
@@ -132,18 +132,18 @@ class Pipeline:
         self.f = int(info["f"])
         if c.f and c.f != self.f:
             self.stop()
-            raise UserError(f"config f = {c.f}, but the model takes {self.f}-frame windows (set f: 0)")
+            raise StreamError(f"config f = {c.f}, but the model takes {self.f}-frame windows (set f: 0)")
         from pose.layouts import get_layout
 
         layout = info.get("layout") or c.layout  # the producer sends, and the windower expects, the model's layout
         self.J = get_layout(layout).J
         self.addr["windows"] = self.procs["identify"].kwargs["windows_bind"] = info["address"]  # port 0 -> picked
+        common["cfg"] = c.with_overrides(layout=layout)  # the windower fills missing joints by the model's layout
         self.procs["windower"] = StageProc("windower", dict(common, f=self.f, J=self.J, frames_bind=self.addr["frames"],
                                                             windows_connect=self.addr["windows"]))
         self._spawn("windower")
         self._wait(lambda: self._running("windower"), timeout_s, "the windower")
         self.addr["frames"] = self.procs["windower"].kwargs["frames_bind"] = self._info("windower")["address"]
-        common["cfg"] = c.with_overrides(layout=layout)
         self.procs["producer"] = StageProc("producer", dict(common, source=str(self.source), realtime=self.realtime,
                                                             frames_connect=self.addr["frames"]))
         self._spawn("producer")
@@ -163,7 +163,7 @@ class Pipeline:
         except zmq.ZMQError as exc:
             sock.close(linger=0)
             self.stop()
-            raise UserError(f"cannot bind the {bus} bus to {self.addr[bus]} ({exc}); "
+            raise StreamError(f"cannot bind the {bus} bus to {self.addr[bus]} ({exc}); "
                             f"set {bus}_port to a free port or 0") from None
         return sock
 
@@ -205,13 +205,13 @@ class Pipeline:
                 row = self.state.stages.get(name)
                 if row is not None and row.state == "error" and row.info.get("error"):
                     self.stop()
-                    raise UserError(f"{name} stage failed: {row.info['error']}")
+                    raise StreamError(f"{name} stage failed: {row.info['error']}")
                 if sp.proc is not None and sp.proc.exitcode not in (None, 0):
                     self.stop()
-                    raise UserError(f"{name} stage exited with status {sp.proc.exitcode} while waiting for {what}")
+                    raise StreamError(f"{name} stage exited with status {sp.proc.exitcode} while waiting for {what}")
             if time.time() > end:
                 self.stop()
-                raise UserError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+                raise StreamError(f"timed out after {timeout_s:.0f}s waiting for {what}")
 
     def alive(self, force: bool = False) -> None:
         """Tell the stages the supervisor is alive (every ``heartbeat_s``); a stage that stops hearing it exits."""

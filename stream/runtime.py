@@ -22,11 +22,11 @@ import zmq
 
 from stream import security
 from stream.config import StreamConfig
-from stream.errors import UserError
+from stream.errors import StreamError
 from stream.messages import _MAX_HEADER, ControlMsg, MessageError, StatsMsg, decode
 
 
-class StageError(UserError):
+class StageError(StreamError):
     """A stage cannot start (address in use, model unreadable): reported to the supervisor, which stops."""
 
 
@@ -114,7 +114,7 @@ class StageRuntime:
     def fail(self, exc: BaseException) -> int:
         """Report a start-up failure to the supervisor (state "error" + message), close, return exit status 1."""
         self.state = "error"
-        self.info["error"] = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+        self.info["error"] = str(exc) if isinstance(exc, StreamError) else f"{type(exc).__name__}: {exc}"
         for _ in range(4):
             self.tick(force=True)
             time.sleep(self.cfg.heartbeat_s / 2)

@@ -7,23 +7,25 @@ from pathlib import Path
 
 HELP = "Pose extraction speed: frames/s and ms per person-frame, single- and multi-person videos"
 
-_VIDEO = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "video"
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--single", default=str(_VIDEO / "openpose_walk.avi"),
-                   help="one-person video (default ../shared/data/video/openpose_walk.avi)")
-    p.add_argument("--multi", default=str(_VIDEO / "opencv_vtest.avi"),
-                   help="several-people video (default ../shared/data/video/opencv_vtest.avi)")
+    p.epilog = ("Example (the project's development videos): cagereid bench pose "
+                "--single ../shared/data/video/openpose_walk.avi --multi ../shared/data/video/opencv_vtest.avi")
+    p.add_argument("--single", default=None, metavar="VIDEO", help="a one-person video")
+    p.add_argument("--multi", default=None, metavar="VIDEO", help="a several-people video")
     p.add_argument("--frames", type=int, default=100, help="frames per video (default 100; 0 = all)")
-    p.add_argument("--detect-every", type=int, default=5, help="detector period in multi mode (default 5)")
-    p.add_argument("--warmup", type=int, default=3,
-                   help="frames processed before timing starts (graph start-up is not steady state; default 3)")
+    p.add_argument("--detect-every", type=int, default=None,
+                   help="detector period in multi mode (default: the pipeline's)")
+    p.add_argument("--pose-workers", default="auto",
+                   help="multi mode: pose worker processes (auto = one per core, at most 4; 0 = in-process)")
+    p.add_argument("--warmup", type=int, default=10,
+                   help="frames processed before timing starts (graph and worker start-up, the auto-mode switch "
+                        "after 5 frames without a full-frame pose: not steady state; default 10)")
     p.add_argument("--threads", type=int, default=0,
                    help="set OpenCV's thread count (0: leave as is; set OMP_NUM_THREADS=1 for stable numbers)")
 
 
-def _measure(spec: str, multi_person, frames: int | None, detect_every: int, warmup: int = 3) -> dict:
+def _measure(spec: str, multi_person, frames: int | None, warmup: int = 3, **pipeline_kw) -> dict:
     import time
 
     from pose.extract import PosePipeline
@@ -33,7 +35,7 @@ def _measure(spec: str, multi_person, frames: int | None, detect_every: int, war
     n = 0
     total = None if frames is None else frames + warmup
     with open_source(spec, max_frames=total) as src, \
-            PosePipeline(multi_person=multi_person, detect_every=detect_every) as pipe:
+            PosePipeline(multi_person=multi_person, **pipeline_kw) as pipe:
         it = iter(src)
         for _ in range(warmup):
             frame = next(it, None)
@@ -52,8 +54,9 @@ def _measure(spec: str, multi_person, frames: int | None, detect_every: int, war
         wall = time.perf_counter() - t_all
         st = {k: v - base.get(k, 0) for k, v in pipe.stats.items()}
         mode = pipe.mode
+        workers = pipe.pose_workers if mode == "multi" else 0
     work = wall - decode_s
-    return {"video": Path(spec).name, "mode": mode, "frames": n, "fps": n / wall if wall else 0.0,
+    return {"video": Path(spec).name, "mode": mode, "workers": workers, "frames": n, "fps": n / wall if wall else 0.0,
             "ms_frame": 1000 * work / max(n, 1), "person_frames": st["person_frames"],
             "ms_person_frame": 1000 * work / max(st["person_frames"], 1),
             "ms_pose_call": 1000 * st["pose_s"] / max(st["pose_calls"], 1), "pose_calls": st["pose_calls"],
@@ -75,21 +78,28 @@ def run(args: argparse.Namespace) -> int:
         cv2.setNumThreads(args.threads)
     frames = args.frames or None
     rows = []
-    for spec, multi in ((args.single, "auto"), (args.multi, "auto")):
+    videos = [v for v in (args.single, args.multi) if v]
+    if not videos:
+        raise SourceError("give --single VIDEO and/or --multi VIDEO")
+    for spec, multi in ((v, "auto") for v in videos):
         if not Path(spec).exists():
-            raise SourceError(f"{spec}: no such video (the default needs ../shared/data/video)")
-        rows.append(_measure(spec, multi, frames, args.detect_every, args.warmup))
+            raise SourceError(f"{spec}: no such video")
+        kw = {} if args.detect_every is None else {"detect_every": args.detect_every}
+        workers = args.pose_workers if args.pose_workers == "auto" else int(args.pose_workers)
+        rows.append(_measure(spec, multi, frames, args.warmup, pose_workers=workers, **kw))
     table = Table(title=f"pose extraction on {platform.processor() or platform.machine()}, "
                         f"{os.cpu_count()} logical CPUs, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}")
-    for col in ("video", "mode", "frames", "frames/s", "ms/frame", "person-frames", "ms/person-frame",
+    for col in ("video", "mode", "pose workers", "frames", "frames/s", "ms/frame", "person-frames", "ms/person-frame",
                 "ms/pose call", "ms/detector run", "ms/decode"):
         table.add_column(col, justify="left" if col in ("video", "mode") else "right")
     for r in rows:
-        table.add_row(r["video"], r["mode"], str(r["frames"]), f"{r['fps']:.2f}", f"{r['ms_frame']:.1f}",
+        table.add_row(r["video"], r["mode"], str(r["workers"]), str(r["frames"]), f"{r['fps']:.2f}", f"{r['ms_frame']:.1f}",
                       str(r["person_frames"]), f"{r['ms_person_frame']:.1f}",
                       f"{r['ms_pose_call']:.1f} ({r['pose_calls']})",
                       f"{r['ms_detect']:.0f} ({r['detector_runs']})", f"{r['ms_decode']:.1f}")
-    Console(width=170).print(table)
+    Console(width=185).print(table)
+    if len(rows) == 2 and rows[0]["fps"] > 0:
+        print(f"multi / single frames/s: {rows[1]['fps'] / rows[0]['fps']:.2f}")
     print("ms/frame and ms/person-frame exclude decoding; ms/pose call counts every MediaPipe call "
           "(also those that found nobody); frames/s includes decoding; "
           f"the first {args.warmup} frames of each video are not timed.")

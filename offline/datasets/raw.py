@@ -1,7 +1,7 @@
 """Readers for the raw recordings of BIWI, IAS-Lab, KGBD and KS20, as their owners distribute them.
 
 Reference: ``DATA_PREP.md`` §1 (read from the authors' ``Preprocess.py``). Folder layouts, below the
-``--raw-root`` (which may be the folder holding ``BIWI/``... or the dataset folder itself):
+``--data-root`` (which may be the folder holding ``BIWI/``... or the dataset folder itself):
 
 * BIWI RGBD-ID: ``BIWI/Training/<pid>/``, ``BIWI/Testing/Walking/<pid>/``, ``BIWI/Testing/Still/<pid>/``.
   One text file per frame, name ending in ``skel.txt``, frame order = sorted file names. One line per
@@ -33,10 +33,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 import numpy as np
 
+from offline.datasets import registry
 from offline.datasets.base import DatasetError
 
 #: Raw split folders (relative to the dataset folder) -> our split name.
@@ -279,7 +280,7 @@ def _read_kgbd(ds: RawDataset, folder: Path, trim: int, progress: Progress | Non
             if joints is None:
                 continue
             trimmed = trim_recording(joints, trim)
-            # name relative to the Person folders' parent: the same whichever folder --raw-root named
+            # name relative to the Person folders' parent: the same whichever folder --data-root named
             _add(ds, RawRecording("KGBD", "all", pid, fp.relative_to(base).as_posix(), trimmed, setting=fp.stem,
                                   frames_read=len(joints), frames_trimmed=len(joints) - len(trimmed)))
 
@@ -322,8 +323,8 @@ def read_raw(dataset: str, raw_root: str | Path, trim: int = DEFAULT_TRIM, origi
     Returns a `RawDataset` whose recordings are sorted by (split, person, name). Malformed files are
     skipped and listed in ``.skipped``; a missing dataset or split folder raises `DatasetError`.
     """
-    if dataset not in ("BIWI", "IAS", "KGBD", "KS20"):
-        raise DatasetError(f"no raw reader for {dataset!r}; expected BIWI, IAS, KGBD or KS20")
+    if dataset not in registry.RAW_BENCHMARKS:
+        raise DatasetError(f"no raw reader for {dataset!r}; expected one of {', '.join(registry.RAW_BENCHMARKS)}")
     if trim < 0:
         raise DatasetError(f"trim must be >= 0, got {trim}")
     folder = dataset_folder(dataset, raw_root)
@@ -341,10 +342,3 @@ def read_raw(dataset: str, raw_root: str | Path, trim: int = DEFAULT_TRIM, origi
         raise DatasetError(f"{folder}: no usable {dataset} recordings ({len(ds.skipped)} malformed file(s) skipped)")
     return ds
 
-
-def iter_people(recordings: Iterable[RawRecording]) -> dict[int, list[RawRecording]]:
-    """``{pid: [recordings]}`` with pids and recordings in sorted order."""
-    out: dict[int, list[RawRecording]] = {}
-    for r in sorted(recordings, key=lambda r: (r.pid, r.name)):
-        out.setdefault(r.pid, []).append(r)
-    return out

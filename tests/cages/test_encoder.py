@@ -4,7 +4,7 @@ import torch
 
 from cages.encoder import (AxisModel, CageEncoder, EncoderConfig, TFLSTMLayer, macs_per_window,
                            parameter_breakdown)
-from offline.train import pretext_pair
+from cages.pretext import pretext_pair
 
 
 def test_faithful_biwi_f6_has_the_papers_8474172_parameters():
@@ -103,6 +103,54 @@ def test_rev_rec_plus_models_and_feature_blocks():
     faithful = EncoderConfig(J=5, f=4, hidden=8, model="rev_rec_plus", faithful_plus=True)
     assert faithful.tasks == ("rev_rec",) and faithful.feature_blocks == ("rev_rec",) * 3
     assert len(CageEncoder(full).models) == 9 and len(CageEncoder(faithful).models) == 3
+
+
+@pytest.mark.parametrize("decoder_input,forget_bias", [("zero", 1.0), ("teacher", 1.0), ("zero", 0.3)])
+def test_fused_training_forward_equals_the_tf_cells_values_and_gradients(decoder_input, forget_bias):
+    """Training runs both encoder layers in one torch.lstm call and each decoder step's two layers in another
+    (oneDNN on CPU); outputs and every parameter's gradient must match the cell-by-cell TF semantics."""
+    torch.manual_seed(0)
+    m = AxisModel(EncoderConfig(J=7, f=5, hidden=16, head_hidden=8, head_dim=8, decoder_input=decoder_input,
+                                forget_bias=forget_bias))
+    with torch.no_grad():
+        for p in m.parameters():  # non-zero biases so the gate order of every bias is exercised
+            p.add_(0.1 * torch.randn_like(p))
+    x = torch.randn(4, 5, 7)
+    y_in = torch.randn(4, 5, 7) if decoder_input == "teacher" else None
+    params = list(m.parameters())
+
+    def run(fn):
+        A, C, Y = fn(x, y_in)
+        loss = (Y ** 2).sum() + (A * torch.arange(5.0)).sum() + m.project(C).pow(2).sum()
+        return (A, C, Y), torch.autograd.grad(loss, params)
+
+    (fused, g_fused), (ref, g_ref) = run(m.forward), run(m.forward_reference)
+    for a, b in zip(fused, ref):
+        assert torch.allclose(a, b, atol=1e-6)
+    for (name, _), a, b in zip(m.named_parameters(), g_fused, g_ref):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5), name
+    with torch.no_grad():  # inference (no backward state kept) gives the same numbers
+        assert torch.allclose(m(x, y_in)[1], ref[1], atol=1e-6)
+    # the fused weights are a re-parameterisation: no new parameters, the forget offset is not one
+    assert not any("forget" in n for n, _ in m.named_parameters()) and "forget" not in str(m.state_dict().keys())
+
+
+def test_shipped_checkpoint_keeps_its_fingerprint_and_embeddings():
+    """Galleries are keyed by the model fingerprint (a hash of the state_dict): the fused training kernels must
+    not change the checkpoint format, and the shipped model's embeddings must be what the TF cells give."""
+    from pathlib import Path
+
+    from cages.features import CageExtractor, normalise_windows
+
+    ext = CageExtractor.from_checkpoint(Path(__file__).resolve().parents[2] / "cages" / "pretrained")
+    assert ext.fingerprint == "d5934583e5ab"  # the value galleries enrolled before this change store
+    w = torch.randn(5, ext.cfg.f, ext.cfg.J, 3, generator=torch.Generator().manual_seed(1))
+    ctx = ext.model.contexts(normalise_windows(w, ext.features.centre))
+    with torch.no_grad():
+        for k, m in ext.model.models.items():
+            x = normalise_windows(w, ext.features.centre)[..., "xyz".index(k[-1])]
+            assert torch.allclose(m.forward_reference(x)[1], ctx[k], atol=1e-5), k
+            assert torch.allclose(m(x)[1], ctx[k], atol=1e-5), k
 
 
 @pytest.mark.parametrize("model,decoder_input,forget_bias", [("rev_rec", "zero", 1.0), ("rev_rec_plus", "zero", 1.0),

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from cages.recognition import RecognitionNetwork, RNConfig, window_scores
-from offline.train import rn_scores
+from offline.training.rn import rn_scores
 
 
 def test_window_scores_average_logits_of_contiguous_rows():

@@ -54,7 +54,7 @@ def test_video_tree_end_to_end(shared_data, tmp_path):
     (tree / "003" / "003-nm-01-090.avi").write_bytes(b"this is not a video" * 50)  # corrupt
     (tree / "003" / "holiday.avi").write_bytes(b"x")  # not a CASIA-B name
     args = ["casia-b", str(tree), "--out", str(out), "--cve-f", "10", "--cme-f", "10", "--cme-train-subjects", "1",
-            "--workers", "2", "--no-progress"]
+            "--workers", "2", "--quiet"]
     assert main(args) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["finished"] and manifest["settings"]["pose"] == "mediapipe"
@@ -125,8 +125,47 @@ def test_openpose_json_tree_with_lifting(tmp_path, library, openpose_walk, casia
         assert np.isfinite(cve["test"].windows).all()
     # no cl sequence converted -> the CME layout cannot be complete, and says so
     assert res.datasets["CASIA_B_match"] == {} and any("cl" in s for s in res.datasets["not_written"])
-    with pytest.raises(C.UserError, match="other settings"):
+    with pytest.raises(C.OfflineError, match="other settings"):
         C.convert_tree(tree, out, C.Settings(pose="openpose-json", lifter="matching", lifter_file=str(library), k=5),
                        splits, workers=1, progress=False, log=lambda *a: None)
     again = C.convert_tree(tree, out, settings, splits, workers=1, progress=False, log=lambda *a: None)
     assert len(again.skipped) == 12 and again.converted == []
+
+
+def test_shards_then_merge_give_the_unsharded_layouts(tmp_path, library, openpose_walk, casia_view, capsys):
+    """--shard K/N splits a tree by a hash of the names (any scheduler can run the N jobs); --merge builds the
+    same manifest entries and CVE / CME layouts as one unsharded run."""
+    from cagereid.cli import main
+
+    tree = tmp_path / "op"
+    for pid in (0, 1):
+        for cond, seq in (("nm", 1), ("nm", 5), ("bg", 1), ("cl", 1)):
+            uv, _ = casia_view(90, pid=pid, frames=30, seed=3 + seq)
+            folder = tree / f"{pid + 1:03d}-{cond}-{seq:02d}-090"
+            folder.mkdir(parents=True)
+            openpose_walk(folder, uv + 200.0, stem=folder.name)
+    (tree / "not-a-casia-name").mkdir()
+    openpose_walk(tree / "not-a-casia-name", uv + 200.0, stem="x")
+    base = ["casia-b", str(tree), "--pose", "openpose-json", "--lifter-file", str(library), "--cve-f", "10",
+            "--cme-f", "10", "--cme-train-subjects", "1", "--workers", "1", "--no-progress"]
+    items = C.discover(tree, "openpose-json")
+    assert sorted(C.shard_of(it, 3) for it in items) != [1] * len(items)  # the hash spreads them
+    assert main(base + ["--out", str(tmp_path / "one")]) == 0
+    sharded = tmp_path / "sharded"
+    assert main(["casia-b", "--merge", "--out", str(sharded)]) == 2  # before any shard: one-line error
+    for k in (3, 1):
+        assert main(base + ["--out", str(sharded), "--shard", f"{k}/3"]) == 0
+    assert not (sharded / "Datasets").exists()  # shards build no layout
+    assert main(["casia-b", "--merge", "--out", str(sharded)]) == 2
+    assert "2/3 missing" in capsys.readouterr().err
+    assert main(base + ["--out", str(sharded), "--shard", "2/3"]) == 0
+    assert main(["casia-b", "--merge", "--out", str(sharded)]) == 0
+    one = json.loads((tmp_path / "one" / "manifest.json").read_text())
+    merged = json.loads((sharded / "manifest.json").read_text())
+    assert {k: v["status"] for k, v in merged["items"].items()} == {k: v["status"] for k, v in one["items"].items()}
+    assert merged["datasets"] == one["datasets"] and merged["datasets"]["CASIA_B_match"]
+    assert (sharded / "failures.txt").read_text() == (tmp_path / "one" / "failures.txt").read_text()
+    a = read_cage_dataset(tmp_path / "one" / "Datasets", "CASIA_B", 10, view=5)
+    b = read_cage_dataset(sharded / "Datasets", "CASIA_B", 10, view=5)
+    assert np.array_equal(a["test"].windows, b["test"].windows) and np.array_equal(a["train"].pids, b["train"].pids)
+    assert main(base + ["--out", str(sharded), "--shard", "4/3"]) == 2

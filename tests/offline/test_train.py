@@ -7,8 +7,10 @@ import torch
 
 from cages.features import CageExtractor
 from offline.datasets.base import WindowSet
-from offline.train import (TrainConfig, _positive_index, load_rn, load_run_data, rn_scores, run_training,
-                           sample_partners, tail_split, train_encoder)
+from offline.training.config import TrainConfig
+from offline.training.encoder import _positive_index, sample_partners, tail_split, train_encoder
+from offline.training.rn import load_rn, rn_scores
+from offline.training.run import load_run_data, run_training
 
 TINY = dict(hidden=16, batch_size=64, device="cpu", seed=0)
 
@@ -118,7 +120,7 @@ def test_cli_bad_data_root_is_one_line_error(tmp_path, capsys):
     from cagereid.cli import main
 
     rc = main(["train", "--dataset", "BIWI", "--data-root", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"),
-               "--epochs", "1", "--no-progress"])
+               "--epochs", "1", "--quiet"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and err.startswith("error: ") and "\n" not in err and "nowhere" in err
 
@@ -146,17 +148,28 @@ def test_ucalgary_protocol_windows(ucalgary_root):
 
 def test_training_batches_never_pair_with_held_out_windows():
     from cages.features import FeatureConfig
-    from offline.train import _batches, _EncoderData
+    from offline.training.encoder import EncoderData, batches as epoch_batches
 
     n = 60
     ws = WindowSet(np.random.default_rng(0).normal(size=(n, 6, 20, 3)), np.zeros(n), recording=np.repeat([1, 2], 30),
                    start=np.tile(np.arange(30), 2))
     cfg = TrainConfig(hidden=16, batch_size=16).resolved()
-    data = _EncoderData(ws, cfg, cfg.encoder_config(20), FeatureConfig(), "cpu", 0)
+    data = EncoderData(ws, cfg, cfg.encoder_config(20), FeatureConfig(), "cpu", 0)
     pool = np.r_[np.arange(0, 20), np.arange(30, 50)]
-    batches = _batches(data, pool, cfg, np.random.default_rng(0))
+    batches = epoch_batches(data, pool, cfg, np.random.default_rng(0))
     assert sum(len(b) // 2 for b in batches) == len(pool)  # every training window is an anchor once per epoch
     for b in batches:
         assert set(b.tolist()) <= set(pool.tolist())
         half = len(b) // 2
         assert (ws.recording[b[:half]] == ws.recording[b[half:]]).all()
+
+
+def test_bench_train_times_the_real_step_next_to_the_reference(capsys):
+    """`cagereid bench train` runs the library's training step (not a copy of it) and the plain PyTorch
+    reference in the same run; a smoke test of the command (no timing is asserted)."""
+    from cagereid.cli import main
+
+    assert main(["bench", "train", "--batch-size", "8", "--steps", "1", "--runs", "1", "--reference",
+                 "--latency-batches", "2", "--repeats", "1", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "real step" in out and "Adam" in out and "reference" in out and "ratio" in out

@@ -1,6 +1,8 @@
 """End-to-end extraction: real videos (first frames, skipped without ../shared/data), the .npz format,
 partial results from a broken video, OpenPose JSON, overlay, CLI errors."""
 import json
+import os
+import time
 from pathlib import Path
 
 import cv2
@@ -115,6 +117,76 @@ def test_several_small_pedestrians_get_several_tracks(tmp_path):
         h = np.nanmedian(k[:, 3, 1] - 0.5 * (k[:, 14, 1] + k[:, 18, 1]))
         assert 1.0 < h < 2.2
         assert np.isfinite(t.bbox[t.found]).all()
+
+
+@pytest.mark.slow
+def test_pose_workers_give_the_same_tracks_as_one_process(tmp_path):
+    """Several people's pose calls run in parallel worker processes (pose.workers); each person's MediaPipe
+    graph lives in one worker, so the tracks and skeletons are those of the single-process run."""
+    _need(VTEST)
+    kw = dict(max_frames=16, progress=False, min_track_frames=3, layouts=("kinect_v1",), multi_person=True)
+    one = extract(VTEST, pose_workers=0, **kw)
+    two = extract(VTEST, pose_workers=2, **kw)
+    assert len(one.tracks) >= 2 and [t.track_id for t in one.tracks] == [t.track_id for t in two.tracks]
+    for a, b in zip(one.tracks, two.tracks):
+        assert (a.frames == b.frames).all() and (a.found == b.found).all()
+        np.testing.assert_allclose(a.joints["kinect_v1"], b.joints["kinect_v1"], atol=1e-6)
+    assert two.stats["pose_calls"] == one.stats["pose_calls"]
+
+
+def test_pose_workers_setting_is_checked():
+    from pose.extract import ExtractError, PosePipeline
+
+    with pytest.raises(ExtractError, match="pose_workers"):
+        PosePipeline(pose_workers=-1)
+
+
+def _pose_in_daemon(q):
+    from pose.extract import iter_tracks
+
+    q.put(sum(len(ft) for ft in iter_tracks(str(VTEST), multi_person=True, max_frames=8, pose_workers=2,
+                                            include_unconfirmed=True)))
+
+
+def _workers_then_wait(q):
+    from pose.workers import PoseWorkers
+
+    w = PoseWorkers(2)
+    q.put([p.pid for p in w._procs])
+    time.sleep(600)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            return any(line.startswith("State:") and "Z" in line for line in fh)  # exited, not yet reaped
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.slow
+def test_pose_workers_run_inside_a_daemonic_stage_and_never_outlive_it():
+    """`cagereid live --source VIDEO` poses in a daemonic stage process: the workers start there too, and
+    end when that process dies, even by SIGKILL (their pipe closes)."""
+    import multiprocessing
+    import signal
+
+    _need(VTEST)
+    ctx = multiprocessing.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_pose_in_daemon, args=(q,), daemon=True)
+    p.start()
+    assert q.get(timeout=300) > 0  # people posed by the workers of a daemonic process
+    p.join(timeout=30)
+    p = ctx.Process(target=_workers_then_wait, args=(q,), daemon=True)
+    p.start()
+    pids = q.get(timeout=120)
+    os.kill(p.pid, signal.SIGKILL)
+    p.join(timeout=10)
+    deadline = time.time() + 60
+    while time.time() < deadline and not all(_gone(pid) for pid in pids):
+        time.sleep(0.2)
+    assert all(_gone(pid) for pid in pids)
 
 
 def _walk_clip(path: Path, n: int, fourcc="MJPG") -> Path:

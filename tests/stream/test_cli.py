@@ -138,7 +138,7 @@ def test_markup_in_names_is_printed_as_text(tmp_path, capsys):
 
     from rich.console import Console
 
-    from stream.cmd_live import print_summary
+    from stream.dashboard import print_summary
     from stream.dashboard import DashboardState
     from stream.messages import DecisionMsg
 

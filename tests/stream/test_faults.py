@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import zmq
 
-from stream.cmd_live import drive, exit_status
+from stream.dashboard import drive, exit_status
 from stream.cmd_soak import stop_check
 from stream.config import StreamConfig
-from stream.errors import UserError
+from stream.errors import StreamError
 from stream.messages import DecisionMsg, StatsMsg
 from stream.pipeline import Pipeline
 
@@ -83,10 +83,10 @@ def test_a_busy_port_is_a_one_line_error():
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        with pytest.raises(UserError, match=f"events bus .*{port}"):
+        with pytest.raises(StreamError, match=f"events bus .*{port}"):
             Pipeline(StreamConfig(events_port=port), "synthetic").start()
         pipe = Pipeline(StreamConfig(frames_port=port), "synthetic", model=FAKE)
-        with pytest.raises(UserError, match=f"windower.*cannot bind.*{port}"):
+        with pytest.raises(StreamError, match=f"windower.*cannot bind.*{port}"):
             pipe.start(timeout_s=60)
         assert not any(sp.proc.is_alive() for sp in pipe.procs.values())
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import zmq
 
-from stream.cmd_demo import enrol_synthetic
+from stream.enrol import enrol_synthetic
 from stream.config import StreamConfig
 from stream.decision import PENDING
 from stream.identify import load_encoder
