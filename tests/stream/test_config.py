@@ -28,7 +28,7 @@ from stream.errors import ConfigError
     ("layout: nonsense", "layout"),
     ("accept_score: high", "accept_score"),
     ("max_tracks: 0", "max_tracks"),
-    ("1: 2", "names"),
+    ("1: 2", "unknown"),
 ])
 def test_bad_values_are_one_line_config_errors(tmp_path, text, key):
     p = tmp_path / "stream.yaml"
