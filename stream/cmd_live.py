@@ -90,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
             stopped = time.time()
         finally:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the stop below runs to its end
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             pipe.stop()
             if events is not None:
                 events.close()
