@@ -7,7 +7,9 @@ Every command module exposes three names:
 * ``run(args) -> int``: does the work and returns the exit status.
 
 Heavy imports (torch, mediapipe, zmq) live inside ``run`` so that ``--help`` stays instant.
-A ``UserError`` raised anywhere becomes a one-line ``error: ...`` message and exit status 2.
+An exception whose class carries the marker ``user_error = True`` (the bases `cages.config.ConfigError`,
+`pose.errors.PoseError`, `offline.errors.OfflineError`, `stream.errors.StreamError` and everything derived from
+them) becomes a one-line ``error: ...`` message and exit status 2; anything else is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "live": "stream.cmd_live",
     "enroll": "stream.cmd_enroll",
     "gallery": "stream.cmd_gallery",
+    "soak": "stream.cmd_soak",
     "synth": "offline.cmd_synth",
     "prepare": "offline.cmd_prepare",
     "train": "offline.cmd_train",
@@ -32,10 +35,6 @@ COMMANDS: dict[str, str] = {
     "params": "offline.cmd_params",
     "bench": "cagereid.bench.cmd_bench",
 }
-
-
-class UserError(Exception):
-    """Bad input from the user: printed as one line, no traceback."""
 
 
 def _available() -> dict[str, object]:
@@ -52,8 +51,19 @@ def _available() -> dict[str, object]:
     return mods
 
 
+class _UsageError(Exception):
+    """A bad flag: argparse's message, printed as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one ``error:`` line naming the command (and where its --help is), exit 2."""
+
+    def error(self, message: str):
+        raise _UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cagereid",
         description="Person re-identification from 3D skeletons with self-supervised gait "
         "encodings (CAGEs): live identification, training, evaluation, data preparation.",
@@ -71,7 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if not getattr(args, "_run", None):
         parser.print_help()
         return 0
@@ -88,10 +102,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _is_user_error(exc: BaseException) -> bool:
-    # Each package defines its own `UserError`-like class deriving from ValueError/OSError
-    # semantics; we recognise them by name so packages need not import this module.
-    return any(cls.__name__ in {"UserError", "DatasetError", "SourceError", "ConfigError"}
-               for cls in type(exc).__mro__)
+    # One marker, no list of names: `cages` and `pose` import nothing of ours, so each package's error base
+    # carries the class attribute itself.
+    return getattr(type(exc), "user_error", False) is True
 
 
 if __name__ == "__main__":

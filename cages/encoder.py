@@ -462,7 +462,3 @@ def macs_per_window(cfg: EncoderConfig) -> dict[str, int]:
     head = f * h * cfg.head_hidden + cfg.head_hidden * cfg.head_dim
     return {"encoder": enc, "attention keys": keys, "decoder + attention + output": f * dec_step, "head": head}
 
-
-def fmt_count(n: float) -> str:
-    return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n:,.0f}"
-

@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from offline.datasets.base import DatasetError, WindowSet
+from offline.errors import OfflineError
 
 NAME_RE = re.compile(r"^(\d{3})-(nm|bg|cl)-(\d{2})-(\d{3})$")
 CONDITIONS = ("nm", "bg", "cl")
@@ -54,9 +55,6 @@ VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".mpg", ".mpeg")
 MANIFEST = "manifest.json"
 FAILURES = "failures.txt"
 
-
-class UserError(ValueError):
-    """Bad arguments or an output folder made with other settings; printed as one line."""
 
 
 @dataclass(frozen=True)
@@ -136,7 +134,7 @@ def discover(root, pose: str) -> list[Item]:
     """
     root = Path(root)
     if not root.is_dir():
-        raise UserError(f"{root}: not a folder (expected a CASIA-B tree)")
+        raise OfflineError(f"{root}: not a folder (expected a CASIA-B tree)")
     items = []
     if pose == "openpose-json":
         dirs = sorted({p.parent for p in root.rglob("*_keypoints.json")})
@@ -169,7 +167,7 @@ def _init_worker(settings: dict, own_process: bool = True) -> None:
 
 def _lifter(s: Settings):
     if _WORKER.get("lifter") is None:
-        from offline.cmd_lift import make_lifter
+        from offline.lift_library import make_lifter
 
         _WORKER["lifter"] = make_lifter(s.lifter, library=s.lifter_file if s.lifter == "matching" else None,
                                         model=s.lifter_file if s.lifter == "mlp" else None, k=s.k, device="cpu")
@@ -220,7 +218,7 @@ def convert_one(path: str, stem: str, out_npz: str) -> dict:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         for prefix in (f"{path}: ", f"video {path}: "):
             msg = msg[len(prefix):] if msg.startswith(prefix) else msg
-        known = type(exc).__name__ in {"SourceError", "DatasetError", "LiftError", "UserError", "ValueError"}
+        known = type(exc).__name__ in {"SourceError", "DatasetError", "LiftError", "OfflineError", "ValueError"}
         return {"status": "failed", "reason": msg if known else f"{type(exc).__name__}: {msg}",
                 "trace": "" if known else traceback.format_exc(limit=3),
                 "seconds": round(time.perf_counter() - t0, 3)}
@@ -250,7 +248,7 @@ def _from_video(path: Path, s: Settings):
 
 
 def _from_openpose(path: Path, s: Settings):
-    from offline.cmd_lift import lift_openpose_dir
+    from offline.lift_library import lift_openpose_dir
 
     person = lift_openpose_dir(path, _lifter(s), s.smooth, min_conf=s.min_conf, min_frames=2)[0]
     return person["joints"], np.asarray(person["frames"], dtype=np.int64), person["valid2d"]
@@ -275,10 +273,10 @@ def shard_of(item: Item, n: int) -> int:
 
 
 def parse_shard(text: str) -> tuple[int, int]:
-    """``'K/N'`` -> ``(K, N)`` with 1 <= K <= N (a `UserError` otherwise)."""
+    """``'K/N'`` -> ``(K, N)`` with 1 <= K <= N (an `OfflineError` otherwise)."""
     m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
     if not m or not 1 <= int(m.group(1)) <= int(m.group(2)):
-        raise UserError(f"--shard must be K/N with 1 <= K <= N, e.g. 3/8 (got {text!r})")
+        raise OfflineError(f"--shard must be K/N with 1 <= K <= N, e.g. 3/8 (got {text!r})")
     return int(m.group(1)), int(m.group(2))
 
 
@@ -293,7 +291,7 @@ def _load_manifest(out: Path, path: Path | None = None) -> dict:
     try:
         return json.loads(p.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"{p}: unreadable manifest ({exc}); remove it or use another output folder") from None
+        raise OfflineError(f"{p}: unreadable manifest ({exc}); remove it or use another output folder") from None
 
 
 def convert_tree(root, out, settings: Settings, splits: SplitConfig, workers: int = 2, force: bool = False,
@@ -305,7 +303,7 @@ def convert_tree(root, out, settings: Settings, splits: SplitConfig, workers: in
     out = Path(out)
     items = discover(root, settings.pose)
     if not items:
-        raise UserError(f"{root}: no CASIA-B {'OpenPose JSON folders' if settings.pose == 'openpose-json' else 'videos'}"
+        raise OfflineError(f"{root}: no CASIA-B {'OpenPose JSON folders' if settings.pose == 'openpose-json' else 'videos'}"
                         f" found")
     manifest_path = out / MANIFEST
     if shard is not None:
@@ -313,14 +311,14 @@ def convert_tree(root, out, settings: Settings, splits: SplitConfig, workers: in
         manifest_path = _shard_manifest(out, shard)
         manifest_path.parent.mkdir(parents=True, exist_ok=True)
     if settings.pose == "openpose-json":
-        from offline.cmd_lift import make_lifter
+        from offline.lift_library import make_lifter
 
         make_lifter(settings.lifter, settings.lifter_file if settings.lifter == "matching" else None,
                     settings.lifter_file if settings.lifter == "mlp" else None, settings.k, "cpu")  # fail early
     manifest = _load_manifest(out, manifest_path)
     if manifest and manifest.get("settings") != settings.key():
         if not force:
-            raise UserError(f"{manifest_path}: made with other settings {manifest.get('settings')}; "
+            raise OfflineError(f"{manifest_path}: made with other settings {manifest.get('settings')}; "
                             f"use --force to redo everything or choose another --out")
         manifest = {}
     entries: dict = dict(manifest.get("items", {})) if manifest else {}
@@ -407,7 +405,7 @@ def merge_shards(out, log=print) -> BatchResult:
     out = Path(out)
     files = sorted((out / "shards").glob("*-of-*.json"))
     if not files:
-        raise UserError(f"{out / 'shards'}: no shard manifests (run cagereid casia-b ... --shard K/N first)")
+        raise OfflineError(f"{out / 'shards'}: no shard manifests (run cagereid casia-b ... --shard K/N first)")
     shards = {}
     for f in files:
         m = _load_manifest(out, f)
@@ -415,19 +413,19 @@ def merge_shards(out, log=print) -> BatchResult:
         shards[(int(k), int(n))] = m
     ns = {n for _, n in shards}
     if len(ns) != 1:
-        raise UserError(f"{out / 'shards'}: shards of different splits {sorted(ns)} (one N per output folder)")
+        raise OfflineError(f"{out / 'shards'}: shards of different splits {sorted(ns)} (one N per output folder)")
     n = ns.pop()
     missing = [k for k in range(1, n + 1) if (k, n) not in shards]
     if missing:
-        raise UserError(f"{out / 'shards'}: shard(s) {', '.join(f'{k}/{n}' for k in missing)} missing")
+        raise OfflineError(f"{out / 'shards'}: shard(s) {', '.join(f'{k}/{n}' for k in missing)} missing")
     unfinished = [k for (k, _), m in sorted(shards.items()) if not m.get("finished")]
     if unfinished:
-        raise UserError(f"{out / 'shards'}: shard(s) {', '.join(f'{k}/{n}' for k in unfinished)} not finished")
+        raise OfflineError(f"{out / 'shards'}: shard(s) {', '.join(f'{k}/{n}' for k in unfinished)} not finished")
     first = shards[(1, n)]
     for (k, _), m in sorted(shards.items()):
         for field_name in ("settings", "splits"):  # the root may be mounted elsewhere on another machine
             if m.get(field_name) != first.get(field_name):
-                raise UserError(f"{out / 'shards'}: shard {k}/{n} has other {field_name} than shard 1/{n}")
+                raise OfflineError(f"{out / 'shards'}: shard {k}/{n} has other {field_name} than shard 1/{n}")
     entries: dict = {}
     for _, m in sorted(shards.items()):
         entries.update(m.get("items", {}))

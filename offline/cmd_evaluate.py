@@ -5,64 +5,154 @@ import argparse
 
 HELP = "evaluate CAGEs and the raw/D13 kNN baselines (P1 classifier and P2 retrieval protocols); write a report"
 
-DATASETS = ("BIWI", "IAS", "KGBD", "KS20", "CASIA_B", "CASIA_B_match", "UCALGARY")
+METHODS = ("cage", "raw-kNN", "D13-kNN")
+DISTANCES = ("euclidean", "cosine")
+
+
+def _csv(choices: tuple[str, ...], what: str):
+    """argparse type: a comma-separated subset of ``choices``."""
+    def parse(text: str) -> tuple[str, ...]:
+        items = tuple(x.strip() for x in text.split(",") if x.strip())
+        bad = [x for x in items if x not in choices]
+        if bad or not items:
+            raise argparse.ArgumentTypeError(f"unknown {what} {', '.join(bad) or repr(text)} "
+                                             f"(use a comma-separated subset of {', '.join(choices)})")
+        return items
+    parse.__name__ = what
+    return parse
+
+
+def _people(text: str) -> tuple[int, ...]:
+    try:
+        people = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        people = ()
+    if not people:
+        raise argparse.ArgumentTypeError(f"expected subject numbers like 1,3,5 (got {text!r})")
+    return people
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1 (got {text!r})")
+    return n
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    from cagereid.flags import add_quiet, alias
+    from offline.datasets.registry import NAMES, dataset_arg
+
     parser.epilog = ("Examples:  cagereid evaluate --dataset UCALGARY --data-root ../shared/data/ucalgary_gait "
                      "--length 6 --protocol both --seeds 3 --out runs/ucalgary   |   cagereid evaluate "
-                     "--dataset BIWI --data-root Datasets --RN_dir BIWI_f6_rev_rec --models-root runs")
+                     "--dataset BIWI --data-root Datasets --model BIWI_f6_rev_rec --models-root runs.  "
+                     "The original's --RN_dir is kept as another name of --model.")
     g = parser.add_argument_group("data")
-    g.add_argument("--dataset", required=True, type=str,
-                   help=f"one of {', '.join(DATASETS)} (case-insensitive)")
+    g.add_argument("--dataset", required=True, type=dataset_arg(NAMES), metavar="|".join(NAMES),
+                   help="which benchmark (any case)")
     g.add_argument("--data-root", default=None,
-                   help="folder holding <DATASET>/<f>/... (CAGE or P2 layout); for UCALGARY the ucalgary_gait folder "
-                        "(default: Datasets, UCALGARY: ../shared/data/ucalgary_gait)")
+                   help="folder holding <DATASET>/<f>/... (CAGE or P2 layout; default Datasets); for UCALGARY the "
+                        "ucalgary_gait folder (required)")
     g.add_argument("--layout", choices=("auto", "cage", "p2"), default="auto",
-                   help="on-disk layout; auto: p2 when <root>/<DS>/<f>/train_npy_data exists")
+                   help="on-disk layout; auto (default): p2 when <root>/<DS>/<f>/train_npy_data exists")
     g.add_argument("--length", "-f", type=int, default=None, help="window length f (default: 6; CASIA_B 20; CASIA_B_match 50)")
     g.add_argument("--view", type=int, default=None, help="KS20 cross-view split 0-4 / CASIA_B CVE view 0-10 (default: all)")
     g = parser.add_argument_group("protocol")
     g.add_argument("--protocol", choices=("p1", "p2", "both"), default="both",
-                   help="p1: classifier scores (RN / kNN class scores); p2: retrieval ranking")
-    g.add_argument("--distance", default="euclidean,cosine", help="P2 distances, comma-separated")
-    g.add_argument("--methods", default="cage,raw-kNN,D13-kNN",
-                   help="comma-separated subset of: cage, raw-kNN, D13-kNN")
+                   help="p1: classifier scores (RN / kNN class scores); p2: retrieval ranking (default both)")
+    g.add_argument("--distance", type=_csv(DISTANCES, "distance"), default=DISTANCES,
+                   help="P2 distances, comma-separated (default euclidean,cosine)")
+    g.add_argument("--methods", type=_csv(METHODS, "method"), default=METHODS,
+                   help="comma-separated subset of cage, raw-kNN, D13-kNN (default all three)")
     g = parser.add_argument_group("CAGE model")
-    g.add_argument("--RN_dir", default=None, help="evaluate this run folder of `cagereid train` (name under "
-                   "--models-root, or a path)")
+    g.add_argument("--model", default=None, metavar="DIR",
+                   help="evaluate this model folder of `cagereid train` (a path, or a name under --models-root)")
+    alias(g, "--RN_dir", "--model", "model", warn=False, metavar="DIR", show="the original's name of --model")
     g.add_argument("--best_model", default=None, choices=("rev_rec", "rev_rec_plus", "prediction", "sorting"),
-                   help="pick the newest run for --dataset/--length with this pretext model under --models-root")
-    g.add_argument("--models-root", default="models", help="where `cagereid train` run folders live")
+                   help="pick the newest run for --dataset/--length with this pretext task under --models-root")
+    g.add_argument("--models-root", default="models", help="where `cagereid train` run folders live (default models)")
     g.add_argument("--train", action="store_true",
                    help="train CAGEs (encoder + RN) per seed on the training split instead of loading a run "
-                        "(always on for UCALGARY unless --RN_dir/--best_model is given)")
-    g.add_argument("--config", default=None, help="training config YAML (TrainConfig fields) for --train and UCALGARY "
-                   "(UCALGARY default: configs/eval_ucalgary.yaml; quicker: configs/eval_ucalgary_quick.yaml)")
+                        "(always on for UCALGARY unless --model/--best_model is given)")
+    g.add_argument("--config", default=None, help="training config for --train and UCALGARY: a YAML file or a shipped "
+                   "config name (UCALGARY default: eval_ucalgary; quicker: eval_ucalgary_quick)")
     g.add_argument("--epochs", type=int, default=None, help="override encoder epochs for --train")
     g.add_argument("--rn-epochs", type=int, default=None, help="override RN epochs for --train")
-    g.add_argument("--encoder-data", default="run1,all",
+    g.add_argument("--encoder-data", type=_csv(("run1", "all"), "encoder data"), default=("run1", "all"),
                    help="UCALGARY: which windows train the encoder, comma-separated: run1 (no labels, Run1 only, "
-                        "comparable to the peers) and/or all (transductive: every run, probes included)")
+                        "comparable to the peers) and/or all (transductive: every run, probes included) "
+                        "(default run1,all)")
     g.add_argument("--runs", default=None,
                    help="UCALGARY: folder of the per-seed CAGE runs (finished ones are reused; default: --out)")
-    g.add_argument("--seeds", type=int, default=1, help="repeat training + evaluation with seeds 0..N-1; mean ± std")
-    g.add_argument("--device", default="auto", help="torch device for CAGEs (auto, cpu, cuda, 0)")
+    g.add_argument("--seeds", type=_positive, default=1,
+                   help="repeat training + evaluation with seeds 0..N-1; mean ± std (default 1)")
+    g.add_argument("--device", default="auto", help="torch device for CAGEs: auto (default), cpu, cuda, 0")
     g.add_argument("--readout", choices=("ap", "head"), default=None,
                    help="override the CAGE retrieval embedding: ap (mean AP row, the paper's) or head (contrastive "
                         "projections, the improved default); P2 only, the RN is unchanged (default: as trained)")
     g.add_argument("--bone-weight", type=float, default=None,
                    help="override the bone-length cue weight of the retrieval embedding (default: as trained)")
-    g.add_argument("--people", default=None,
+    g.add_argument("--people", type=_people, default=None,
                    help="UCALGARY, P2 only: evaluate on these subjects only, e.g. 1,3,5,7,9,12,14 (choose settings "
                         "on some people, check them on the others); the encoder still trains on every subject")
     g = parser.add_argument_group("output")
-    g.add_argument("--out", default=None, help="report folder (default: the run folder with --RN_dir, else "
+    g.add_argument("--out", default=None, help="report folder (default: the model folder with --model, else "
                    "runs/eval_<DATASET>_f<f>)")
+    add_quiet(g, "no status lines on stderr (the summary table is still printed)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from offline.evaluate import main
+    import shlex
+    import sys
+    from pathlib import Path
 
-    return main(args)
+    from offline import evaluate as E
+    from offline.datasets import registry
+    from offline.errors import OfflineError
+    from offline.report import markdown, summarize, write_report
+
+    ds = args.dataset
+    f = args.length or registry.get(ds).default_f
+    protocols = ("p1", "p2") if args.protocol == "both" else (args.protocol,)
+    methods = args.methods
+    run_dir = None
+    if "cage" in methods and args.model:
+        run_dir = E.resolve_run_dir(args.model, args.models_root)
+    elif "cage" in methods and args.best_model:
+        run_dir = E.find_run(args.models_root, ds, f, args.best_model)
+    out = Path(args.out) if args.out else (run_dir if run_dir is not None else Path("runs") / f"eval_{ds}_f{f}")
+    say = E.progress_printer(args.quiet)
+    common = dict(methods=methods, protocols=protocols, distances=args.distance, device=args.device,
+                  config=args.config, epochs=args.epochs, rn_epochs=args.rn_epochs, say=say,
+                  readout=args.readout, bone_weight=args.bone_weight)
+    if ds == "UCALGARY":
+        if args.data_root is None:
+            raise OfflineError("--dataset UCALGARY needs --data-root (the ucalgary_gait folder)")
+        if common["config"] is None:
+            common["config"] = str(E.DEFAULT_UCALGARY_CONFIG)
+        if args.runs and run_dir is not None:
+            raise OfflineError("--runs is for the runs evaluate trains; --model/--best_model name one run already")
+        rows, meta = E.run_ucalgary(args.data_root, f, out, args.seeds, encoder_data=args.encoder_data,
+                                    run_dir=run_dir, people=args.people, runs_dir=args.runs, **common)
+    else:
+        if args.people is not None or args.runs:
+            raise OfflineError("--people and --runs apply to --dataset UCALGARY only")
+        train = args.train and run_dir is None
+        if "cage" in methods and run_dir is None and not train:
+            say("no CAGE model given (--model, --best_model or --train): evaluating the baselines only")
+            common["methods"] = tuple(m for m in methods if m != "cage")
+        rows, meta = E.run_dataset(args.data_root or "Datasets", ds, f, args.layout, args.view, run_dir=run_dir,
+                                   train=train, seeds=args.seeds, out_dir=out, **common)
+    if args.readout is not None or args.bone_weight is not None:
+        meta["embedding override"] = (f"readout {args.readout or 'as trained'}, bone weight "
+                                      f"{args.bone_weight if args.bone_weight is not None else 'as trained'}")
+    if len(sys.argv) > 1 and sys.argv[1] == "evaluate":
+        meta["command"] = "cagereid " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    meta["protocols"] = ", ".join(p.upper() for p in protocols)
+    paths = write_report(out, rows, meta, title=f"{ds} (f = {f})")
+    print(markdown(summarize(rows), f"{ds} (f = {f})").split("## All metrics")[0].rstrip())
+    print(f"\nreport: {paths['report.md']}  ({len(paths) - 2} plots)")
+    return 0

@@ -13,111 +13,86 @@ from pathlib import Path
 
 HELP = "2D->3D lifting of OpenPose poses: build the 3D library, train the MLP, evaluate MPJPE, lift JSON folders"
 
-WORKDIR = Path("runs/lift")
-DEFAULT_LIBRARY = WORKDIR / "library.npz"
-DEFAULT_MLP = WORKDIR / "mlp.pt"
+from offline.lift_library import DEFAULT_LIBRARY, DEFAULT_MLP, WORKDIR, default_smooth, make_lifter
 
-
-class UserError(ValueError):
-    """Bad command-line input; printed as one line."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from cagereid.flags import alias
+
     sub = p.add_subparsers(dest="lift_cmd", metavar="STEP", required=True)
 
     b = sub.add_parser("build-library", help="project real + synthetic 3D walks through random virtual cameras",
                        description="Build the (2D projection, depth) library both lifters use.")
-    b.add_argument("--out", type=Path, default=DEFAULT_LIBRARY, help="library .npz [%(default)s]")
-    b.add_argument("--ucalgary", type=Path, default=None,
-                   help="UCalgary gait folder [../shared/data/ucalgary_gait]")
+    b.add_argument("--out", type=Path, default=DEFAULT_LIBRARY, help="library .npz (default: %(default)s)")
+    b.add_argument("--data-root", type=Path, default=None, metavar="DIR",
+                   help="the ucalgary_gait folder (needed by the ucalgary source)")
+    alias(b, "--ucalgary", "--data-root", "data_root", type=Path, metavar="DIR")
     b.add_argument("--held-out", type=int, nargs="*", default=[11, 12, 13, 14], metavar="S",
-                   help="UCalgary subjects kept out of the library for evaluation [11 12 13 14]")
+                   help="UCalgary subjects kept out of the library for evaluation (default: 11 12 13 14)")
     b.add_argument("--video", type=Path, nargs="*", default=None, dest="videos",
-                   help="videos whose MediaPipe world landmarks join the library [../shared/data/video/openpose_walk.avi]")
+                   help="videos whose MediaPipe world landmarks join the library (needed by the mediapipe source)")
     b.add_argument("--sources", nargs="+", default=["ucalgary", "mediapipe", "synthetic"],
-                   choices=["ucalgary", "mediapipe", "synthetic"], help="which sources to use [all]")
-    b.add_argument("--synthetic", type=int, default=20, metavar="N", help="synthetic identities (2 walks each) [20]")
-    b.add_argument("--views", type=int, default=8, help="virtual cameras per 3D pose [8]")
-    b.add_argument("--frame-step", type=int, default=2, help="keep every n-th frame of each walk [2]")
+                   choices=["ucalgary", "mediapipe", "synthetic"], help="which sources to use (default: all)")
+    b.add_argument("--synthetic", type=int, default=20, metavar="N", help="synthetic identities (2 walks each) (default: 20)")
+    b.add_argument("--views", type=int, default=8, help="virtual cameras per 3D pose (default: 8)")
+    b.add_argument("--frame-step", type=int, default=2, help="keep every n-th frame of each walk (default: 2)")
     b.add_argument("--no-mirror", action="store_true", help="do not add left/right mirrored poses")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--cache", type=Path, default=WORKDIR / "cache",
-                   help="where MediaPipe world landmarks of the videos are cached [%(default)s]")
+                   help="where MediaPipe world landmarks of the videos are cached (default: %(default)s)")
 
     t = sub.add_parser("train", help="train the Martinez et al. residual MLP lifter on a library")
-    t.add_argument("--library", type=Path, default=DEFAULT_LIBRARY, help="[%(default)s]")
-    t.add_argument("--out", type=Path, default=DEFAULT_MLP, help="checkpoint [%(default)s]")
+    t.add_argument("--library", type=Path, default=DEFAULT_LIBRARY, help="(default: %(default)s)")
+    t.add_argument("--out", type=Path, default=DEFAULT_MLP, help="checkpoint (default: %(default)s)")
     t.add_argument("--epochs", type=int, default=8)
-    t.add_argument("--width", type=int, default=512, help="hidden width (Martinez: 1024) [512]")
-    t.add_argument("--blocks", type=int, default=2, help="residual blocks [2]")
+    t.add_argument("--width", type=int, default=512, help="hidden width (Martinez: 1024) (default: 512)")
+    t.add_argument("--blocks", type=int, default=2, help="residual blocks (default: 2)")
     t.add_argument("--dropout", type=float, default=0.25)
-    t.add_argument("--batch", type=int, default=256)
+    t.add_argument("--batch-size", type=int, default=256, help="training batch (default: 256)")
+    alias(t, "--batch", "--batch-size", "batch_size", type=int, metavar="N")
     t.add_argument("--lr", type=float, default=1e-3)
-    t.add_argument("--noise", type=float, default=0.03, help="2D input noise, in pose-size units [0.03]")
+    t.add_argument("--noise", type=float, default=0.03, help="2D input noise, in pose-size units (default: 0.03)")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--device", default="auto", help="auto|cpu|cuda [auto]")
+    t.add_argument("--device", default="auto", help="auto|cpu|cuda (default: auto)")
 
     a = sub.add_parser("apply", help="lift an OpenPose JSON folder to 14-joint 3D sequences (.npz)")
     a.add_argument("input", type=Path, help="folder of OpenPose *_keypoints.json files (BODY_25 or COCO-18)")
     a.add_argument("--out", type=Path, required=True, help="output .npz (joints_<i> (T,14,3) per person)")
     _lifter_args(a)
-    a.add_argument("--min-conf", type=float, default=0.05, help="keypoints below this confidence are gaps [0.05]")
-    a.add_argument("--min-frames", type=int, default=10, help="people seen in fewer frames are dropped [10]")
+    a.add_argument("--min-conf", type=float, default=0.05, help="keypoints below this confidence are gaps (default: 0.05)")
+    a.add_argument("--min-frames", type=int, default=10, help="people seen in fewer frames are dropped (default: 10)")
     a.add_argument("--all-people", action="store_true", help="lift every person, not only the main one")
 
     e = sub.add_parser("evaluate", help="MPJPE (mm) of both lifters on projections of held-out real walks")
-    e.add_argument("--library", type=Path, default=DEFAULT_LIBRARY, help="[%(default)s]")
-    e.add_argument("--model", type=Path, default=DEFAULT_MLP, help="MLP checkpoint (skipped if absent) [%(default)s]")
-    e.add_argument("--ucalgary", type=Path, default=None)
+    e.add_argument("--library", type=Path, default=DEFAULT_LIBRARY, help="(default: %(default)s)")
+    e.add_argument("--mlp", type=Path, default=DEFAULT_MLP, help="MLP checkpoint (skipped if absent) (default: %(default)s)")
+    alias(e, "--model", "--mlp", "mlp", type=Path, metavar="FILE")
+    e.add_argument("--data-root", type=Path, required=True, metavar="DIR",
+                   help="the ucalgary_gait folder holding the held-out subjects")
+    alias(e, "--ucalgary", "--data-root", "data_root", type=Path, metavar="DIR")
     e.add_argument("--held-out", type=int, nargs="*", default=None, metavar="S",
-                   help="held-out UCalgary subjects [those the library left out: 11 12 13 14]")
-    e.add_argument("--k", type=int, nargs="+", default=[1, 5], help="matching k values to report [1 5]")
+                   help="held-out UCalgary subjects (default: those the library left out: 11 12 13 14)")
+    e.add_argument("--k", type=int, nargs="+", default=[1, 5], help="matching k values to report (default: 1 5)")
     e.add_argument("--smooth", type=float, default=2.0, help="temporal smoothing sigma (frames) for 'smoothed' rows")
     e.add_argument("--noise", type=float, nargs="+", default=[0.0, 0.03],
-                   help="2D noise levels (pose-size units) to evaluate at [0 0.03]")
+                   help="2D noise levels (pose-size units) to evaluate at (default: 0 0.03)")
     e.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     e.add_argument("--device", default="auto")
 
 
 def _lifter_args(p: argparse.ArgumentParser) -> None:
+    from cagereid.flags import alias
+
     p.add_argument("--lifter", choices=["matching", "mlp"], default="matching",
-                   help="matching = Chen & Ramanan (paper), mlp = Martinez residual MLP [matching]")
-    p.add_argument("--library", type=Path, default=DEFAULT_LIBRARY, help="library for --lifter matching [%(default)s]")
-    p.add_argument("--model", type=Path, default=None,
-                   help=f"checkpoint for --lifter mlp [{DEFAULT_MLP}, else the shipped pose/models/lift_mlp.pt]")
-    p.add_argument("--k", type=int, default=1, help="matching: average the depth of k nearest exemplars [1]")
+                   help="matching = Chen & Ramanan (paper), mlp = Martinez residual MLP (default: matching)")
+    p.add_argument("--library", type=Path, default=DEFAULT_LIBRARY, help="library for --lifter matching (default: %(default)s)")
+    p.add_argument("--mlp", type=Path, default=None, help=f"checkpoint for --lifter mlp (default: {DEFAULT_MLP})")
+    alias(p, "--model", "--mlp", "mlp", type=Path, metavar="FILE")
+    p.add_argument("--k", type=int, default=1, help="matching: average the depth of k nearest exemplars (default: 1)")
     p.add_argument("--smooth", type=float, default=None,
-                   help="temporal smoothing sigma in frames [0 for matching, 2 for mlp]")
-    p.add_argument("--device", default="auto", help="auto|cpu|cuda [auto]")
-
-
-def make_lifter(kind: str, library=None, model=None, k: int = 1, device: str = "auto"):
-    """The lifter a command asked for, with a clear error when its file is missing."""
-    from pose import lifting as L
-
-    if kind == "matching":
-        library = Path(library or DEFAULT_LIBRARY)
-        if not library.is_file():
-            raise UserError(f"{library}: no lifting library (run `cagereid lift build-library --out {library}`)")
-        return L.MatchingLifter.load(library, k=k, device=device)
-    if kind == "mlp":
-        path = Path(model) if model else default_mlp_path()
-        if path is None or not path.is_file():
-            raise UserError(f"{model or DEFAULT_MLP}: no MLP lifter (run `cagereid lift train`)")
-        return L.MLPLifter.load(path, device=device)
-    raise UserError(f"unknown lifter {kind!r} (matching|mlp)")
-
-
-def default_mlp_path() -> Path | None:
-    shipped = Path(__file__).resolve().parents[1] / "pose" / "models" / "lift_mlp.pt"
-    for p in (DEFAULT_MLP, shipped):
-        if p.is_file():
-            return p
-    return None
-
-
-def default_smooth(kind: str, smooth: float | None) -> float:
-    return (2.0 if kind == "mlp" else 0.0) if smooth is None else float(smooth)
+                   help="temporal smoothing sigma in frames (default: 0 for matching, 2 for mlp)")
+    p.add_argument("--device", default="auto", help="auto|cpu|cuda (default: auto)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -128,8 +103,8 @@ def _build(args) -> int:
     from offline import lift_library as LL
 
     cfg = LL.LibraryConfig(
-        ucalgary_root=str(args.ucalgary or LL.DEFAULT_UCALGARY), held_out=tuple(args.held_out),
-        videos=tuple(str(v) for v in (args.videos if args.videos is not None else LL.DEFAULT_VIDEOS)),
+        ucalgary_root=str(args.data_root or ""), held_out=tuple(args.held_out),
+        videos=tuple(str(v) for v in (args.videos or ())),
         synthetic_identities=args.synthetic, frame_step=args.frame_step, views=args.views,
         mirror=not args.no_mirror, seed=args.seed, sources=tuple(args.sources))
     LL.build_library(cfg, args.out, cache_dir=args.cache)
@@ -150,50 +125,22 @@ def _train(args) -> int:
         def on_epoch(epoch, logs):
             bar.update(task, advance=1, description=f"epoch {epoch}/{args.epochs}  L1 {logs['train_l1']:.4f}")
 
-        lifter, history = L.train_mlp(x2d, depth, cfg, epochs=args.epochs, batch=args.batch, lr=args.lr,
+        lifter, history = L.train_mlp(x2d, depth, cfg, epochs=args.epochs, batch=args.batch_size, lr=args.lr,
                                       noise=args.noise, seed=args.seed, device=args.device, progress=on_epoch)
-    lifter.save(args.out, extra={"library": str(args.library), "epochs": args.epochs, "batch": args.batch,
+    lifter.save(args.out, extra={"library": str(args.library), "epochs": args.epochs, "batch": args.batch_size,
                                  "lr": args.lr, "noise": args.noise, "seed": args.seed,
                                  "history": json.dumps(history)})
     print(f"MLP lifter ({sum(p.numel() for p in lifter.model.parameters())} parameters) -> {args.out}")
     return 0
 
 
-def lift_openpose_dir(folder, lifter, smooth: float, min_conf: float = 0.05, min_frames: int = 10,
-                      all_people: bool = False) -> list[dict]:
-    """Read an OpenPose JSON folder and lift its main person (or everyone) to casia14 3D.
-
-    Returns one dict per lifted person: ``joints (T, 14, 3)`` (x, y pixels, z depth in pixel units relative
-    to the pelvis), ``frames (T,)``, ``valid2d (T, 14)`` (detected, not filled), ``format``.
-    """
-    from pose import lifting as L
-    from pose.openpose import SourceError, read_openpose_dir
-
-    seq = read_openpose_dir(folder)
-    tracks = seq.tracks if all_people else [seq.main_track()]
-    out = []
-    for t in tracks:
-        xy, valid = t.casia14(min_conf)
-        if int(valid.any(1).sum()) < min_frames:
-            continue
-        try:
-            joints = lifter.lift_sequence(xy, valid, smooth_sigma=smooth)
-        except L.LiftError as exc:
-            if all_people:
-                continue
-            raise SourceError(f"{folder}: {exc}") from None
-        out.append({"joints": joints, "frames": t.frames, "valid2d": valid, "format": t.format})
-    if not out:
-        raise SourceError(f"{folder}: no person seen in at least {min_frames} frames ({seq.n_frames} JSON files)")
-    return out
-
-
 def _apply(args) -> int:
     import numpy as np
 
+    from offline.lift_library import lift_openpose_dir
     from pose.io import save_npz
 
-    lifter = make_lifter(args.lifter, args.library, args.model, args.k, args.device)
+    lifter = make_lifter(args.lifter, args.library, args.mlp, args.k, args.device)
     smooth = default_smooth(args.lifter, args.smooth)
     people = lift_openpose_dir(args.input, lifter, smooth, args.min_conf, args.min_frames, args.all_people)
     arrays = {"n_people": np.asarray(len(people)),
@@ -224,12 +171,12 @@ def _evaluate(args) -> int:
     held = args.held_out
     if held is None:
         held = (LL.library_held_out(args.library) if Path(args.library).is_file() else None) or list(LL.HELD_OUT)
-    seqs = LL.heldout_sequences(args.ucalgary or LL.DEFAULT_UCALGARY, held)
+    seqs = LL.heldout_sequences(args.data_root, held)
     proj = LL.project_sequences(seqs)
     lifters = {}
     for k in args.k:
         lifters[f"matching k={k}"] = make_lifter("matching", args.library, k=k, device=args.device)
-    mlp_path = args.model if Path(args.model).is_file() else None
+    mlp_path = args.mlp if Path(args.mlp).is_file() else None
     if mlp_path:
         lifters["mlp"] = L.MLPLifter.load(mlp_path, device=args.device)
     results, timings = {}, {}

@@ -5,14 +5,17 @@ import argparse
 
 HELP = "Parameter count and analytic FLOPs of the CAGE model (faithful BIWI f=6: 8,474,172 = the paper's 8.47M)"
 
-JOINTS = {"BIWI": 20, "IAS": 20, "KGBD": 20, "KS20": 25, "CASIA_B": 14, "UCALGARY": 18}
-CLASSES = {"BIWI": 28, "IAS": 11, "KGBD": 164, "KS20": 20, "CASIA_B": 124, "UCALGARY": 13}
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", type=str.upper, default="BIWI", choices=sorted(JOINTS), help="dataset (sets J and C)")
+    from cagereid.flags import alias
+    from offline.datasets.registry import TRAINABLE, dataset_arg
+
+    p.add_argument("--dataset", type=dataset_arg(TRAINABLE), default="BIWI", metavar="|".join(TRAINABLE),
+                   help="dataset (sets J and C) (default BIWI)")
     p.add_argument("--length", type=int, default=6, help="window length f (default 6)")
-    p.add_argument("--model", default="rev_rec", choices=["rev_rec", "prediction", "sorting", "rev_rec_plus"])
+    p.add_argument("--pretext", default="rev_rec", choices=["rev_rec", "prediction", "sorting", "rev_rec_plus"],
+                   help="pretext task(s) (default rev_rec)")
+    alias(p, "--model", "--pretext", "pretext", metavar="PRETEXT")
     p.add_argument("--improved", action="store_true",
                    help="count the improved-mode model (no dummy copies) instead of the faithful one")
 
@@ -24,8 +27,10 @@ def run(args: argparse.Namespace) -> int:
     from cages.encoder import CageEncoder, EncoderConfig, macs_per_window, parameter_breakdown
     from cages.recognition import RecognitionNetwork, RNConfig
 
-    J, C = JOINTS[args.dataset], CLASSES[args.dataset]
-    cfg = EncoderConfig(J=J, f=args.length, model=args.model, dummy_copies=not args.improved,
+    from offline.datasets import registry
+
+    J, C = registry.get(args.dataset).joints, registry.get(args.dataset).classes
+    cfg = EncoderConfig(J=J, f=args.length, model=args.pretext, dummy_copies=not args.improved,
                         faithful_plus=not args.improved)
     rows = parameter_breakdown(cfg)
     per_axis = sum(n for _, n in rows)
@@ -35,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     assert actual == per_axis * n_models, (actual, per_axis, n_models)  # analytic table == the built model
 
     console = Console()
-    t = Table(title=f"CAGE {args.dataset} (J={J}) f={args.length} {args.model} "
+    t = Table(title=f"CAGE {args.dataset} (J={J}) f={args.length} {args.pretext} "
                     f"{'improved' if args.improved else 'faithful'}: one axis model")
     t.add_column("block")
     t.add_column("parameters", justify="right")
@@ -57,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
                   + ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in macs.items()))
     console.print(f"per window, all models: {tot / 1e6:.1f}M MACs = {2 * tot / 1e6:.1f} MFLOPs; "
                   f"per batch of 128: {2 * tot * 128 / 1e9:.2f} GFLOPs")
-    if args.dataset == "BIWI" and args.length == 6 and args.model == "rev_rec" and not args.improved:
+    if args.dataset == "BIWI" and args.length == 6 and args.pretext == "rev_rec" and not args.improved:
         console.print(
             "Paper/README: 8.47M parameters, 7.5 GFLOPs. The count is reproduced exactly: 3 axis models × "
             "2,824,724, including the two unused TF variables `lstm_weights_layer_1/2` (copies of the encoder "

@@ -5,26 +5,18 @@ import argparse
 
 HELP = "build BIWI/IAS/KGBD/KS20/UCalgary windows from the raw recordings (CAGE or P2 layout, seeded splits)"
 
-DATASETS = ("BIWI", "IAS", "KGBD", "KS20", "UCALGARY")
-
-
-def _dataset(value: str) -> str:
-    from offline.protocols import match_name
-
-    name = match_name(value, DATASETS)
-    if name is None:
-        raise argparse.ArgumentTypeError(f"expected one of {', '.join(DATASETS)}")
-    return name
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.epilog = ("Example: cagereid prepare --dataset KGBD --raw-root ~/data --length 4 6 8 10 --layout p2 "
+    from cagereid.flags import add_quiet, alias
+    from offline.datasets.registry import RAW, dataset_arg
+
+    parser.epilog = ("Example: cagereid prepare --dataset KGBD --data-root ~/data --length 4 6 8 10 --layout p2 "
                      "--seed 0 --out Datasets/  (writes Datasets/KGBD/<f>/..., splits.json, prepare_p2.json; "
                      "a rerun with the same arguments does nothing)")
-    parser.add_argument("--dataset", type=_dataset, required=True, metavar="|".join(DATASETS),
+    parser.add_argument("--dataset", type=dataset_arg(RAW), required=True, metavar="|".join(RAW),
                         help="which benchmark (case-insensitive)")
-    parser.add_argument("--raw-root", required=True, metavar="DIR",
-                        help="folder holding the raw dataset as its owners ship it (the folder itself or its parent; "
+    parser.add_argument("--data-root", default=None, metavar="DIR",
+                        help="(required) folder holding the raw dataset as its owners ship it (the folder itself or its parent; "
                              "UCALGARY: the ucalgary_gait folder)")
     parser.add_argument("--length", type=int, nargs="+", default=[6], metavar="F",
                         help="window length(s) in frames (default 6; the benchmarks use 4 6 8 10)")
@@ -41,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, default=10,
                         help="CAGE layout: offset rounds 0..R-1 of non-overlapping windows (default 10)")
     parser.add_argument("--force", action="store_true", help="rebuild even if the output is up to date")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar, summary only")
+    alias(parser, "--raw-root", "--data-root", "data_root", metavar="DIR")
+    add_quiet(parser, "no progress bar, summary only")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,8 +42,11 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
+    from offline.errors import OfflineError
     from offline.prepare import PrepareConfig, prepare
 
+    if args.data_root is None:
+        raise OfflineError("give the raw dataset folder with --data-root DIR")
     console = Console()
     layouts = ("p2", "cage") if args.layout == "both" else (args.layout,)
     if args.layout == "both" and args.dataset == "UCALGARY":
@@ -59,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     cache: dict = {}  # the raw tree is parsed once for every f and layout
     for f in args.length:
         for layout in layouts:
-            cfg = PrepareConfig(dataset=args.dataset, raw_root=args.raw_root, f=f, layout=layout, seed=args.seed,
+            cfg = PrepareConfig(dataset=args.dataset, raw_root=args.data_root, f=f, layout=layout, seed=args.seed,
                                 out=args.out, trim=args.trim, original_trim=args.original_trim, rounds=args.rounds,
                                 force=args.force)
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

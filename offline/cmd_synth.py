@@ -5,15 +5,15 @@ import argparse
 
 HELP = "write a synthetic dataset in the CAGE pre-processed layout (or --check a dataset folder)"
 
-DATASET_CHOICES = ("BIWI", "IAS", "KGBD", "KS20", "CASIA_B", "CASIA_B_match", "ALL")
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = ("examples:  cagereid synth --dataset BIWI --length 6 --identities 20 --out Datasets\n"
                      "           cagereid synth --dataset CASIA_B --view 5 --out Datasets   (f defaults to 20)\n"
                      "           cagereid synth --check Datasets   (validate every dataset found there)")
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("--dataset", default=None, type=_dataset_name, metavar="NAME",
+    from offline.datasets.registry import SYNTH, dataset_arg
+
+    parser.add_argument("--dataset", default=None, type=dataset_arg(SYNTH + ("ALL",)), metavar="NAME",
                         help="BIWI, IAS, KGBD, KS20, CASIA_B (CVE, per view), CASIA_B_match (CME) or ALL "
                              "(every dataset; all KS20 and CASIA_B views unless --view). Required to write; "
                              "with --check it restricts the check")
@@ -39,25 +39,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --check: derive a missing/non-reversed target with a warning instead of failing")
 
 
-def _dataset_name(text: str) -> str:
-    from offline.protocols import match_name
-
-    name = match_name(text, DATASET_CHOICES)
-    if name is None:
-        raise argparse.ArgumentTypeError(f"unknown dataset {text!r}; choose from {', '.join(DATASET_CHOICES)}")
-    return name
-
-
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     console = Console()
     if args.check is not None:
         return _check(args, console)
-    from offline.synth import UserError, synth_all_targets, synth_dataset
+    from offline.errors import OfflineError
+    from offline.synth import synth_all_targets, synth_dataset
 
     if args.dataset is None or args.out is None:
-        raise UserError("give --dataset and --out to write a dataset (or --check DIR to read one)")
+        raise OfflineError("give --dataset and --out to write a dataset (or --check DIR to read one)")
     from offline.datasets.cage_layout import DEFAULT_F
 
     jobs = []
@@ -67,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             f = DEFAULT_F[ds] if args.length is None else args.length
         if args.frames is not None and args.frames < f:  # check every target before writing anything
-            raise UserError(f"--frames {args.frames} is shorter than one window of {ds} (f={f})")
+            raise OfflineError(f"--frames {args.frames} is shorter than one window of {ds} (f={f})")
         jobs.append((ds, view, f))
     rows = []
     for ds, view, f in jobs:

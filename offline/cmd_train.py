@@ -10,25 +10,39 @@ HELP = "Train CAGE encoders without labels, extract CAGEs and train the recognit
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("original train.py flags")
-    g.add_argument("--dataset", type=str.upper, default=None,
-                   choices=["BIWI", "IAS", "KGBD", "KS20", "CASIA_B", "UCALGARY"], help="dataset (default BIWI)")
+    from cagereid.flags import add_quiet, alias
+    from offline.datasets.registry import TRAINABLE, dataset_arg
+
+    p.epilog = ("The original train.py flags --model (pretext task), --train_flag and --gpu are kept as documented "
+                "aliases. Example: cagereid train --dataset BIWI --length 6 --data-root Datasets --out models/biwi")
+    g = p.add_argument_group("what to train (the original train.py flags)")
+    g.add_argument("--dataset", type=dataset_arg(TRAINABLE), default=None, metavar="|".join(TRAINABLE),
+                   help="dataset, any case (default BIWI)")
     g.add_argument("--length", type=int, default=None, help="window length f: 4|6|8|10 (CASIA_B 20|30|40) (default 6)")
     g.add_argument("--attention", choices=["LA", "BA"], default=None, help="locality-aware or basic attention (default LA)")
-    g.add_argument("--model", choices=["rev_rec", "prediction", "sorting", "rev_rec_plus"], default=None,
+    g.add_argument("--pretext", choices=["rev_rec", "prediction", "sorting", "rev_rec_plus"], default=None,
                    help="pretext task(s) (default rev_rec)")
+    alias(g, "--model", "--pretext", "pretext", warn=False, metavar="PRETEXT",
+          show="the original's name of --pretext")
     g.add_argument("--t", type=float, default=None,
                    help="contrastive temperature (default: 0.1; KGBD 0.5; CASIA_B 0.15). Honoured in improved mode; "
                         "--faithful forces the original's values except for CASIA_B")
-    g.add_argument("--train_flag", type=int, choices=[0, 1], default=1,
-                   help="1: train encoders, extract CAGEs, train RN; 0: load the encoders in --out, train RN only (default 1)")
+    g.add_argument("--rn-only", action="store_true",
+                   help="load the encoders already in --out and train the recognition network only")
+    alias(g, "--train_flag", "--rn-only", "rn_only", type=int, warn=False, metavar="1|0",
+          convert=lambda v: _train_flag(v), show="the original's flag: 1 = train everything (default), 0 = --rn-only")
     g.add_argument("--view", type=int, default=None, help="KS20 cross-view split 0..4 / CASIA_B view 0..10")
-    g.add_argument("--gpu", type=str, default=None, help="CUDA device index (original flag; same as --device cuda:N)")
-    n = p.add_argument_group("ours")
-    n.add_argument("--config", default=None, help="YAML of TrainConfig fields, e.g. configs/train_ucalgary.yaml")
+    g.add_argument("--gpu", type=str, default=None, help="CUDA device index (the original's flag; = --device cuda:N)")
+    n = p.add_argument_group("data, output, schedule")
+    n.add_argument("--config", default=None,
+                   help="YAML of TrainConfig fields: a file or a shipped config name, e.g. train_ucalgary")
     n.add_argument("--data-root", default="Datasets",
-                   help="folder holding Datasets/ (BIWI/, IAS/, ...); UCALGARY: the ucalgary_gait folder (default: Datasets)")
-    n.add_argument("--out", default=None, help="output folder (default models/<dataset>_<attention>_<model>_<f>_<mode>)")
+                   help="folder holding <DATASET>/<f>/... (CAGE layout); UCALGARY: the ucalgary_gait folder "
+                        "(default: Datasets)")
+    n.add_argument("--out", default=None, help="output folder (default models/<dataset>_<attention>_<pretext>_<f>_<mode>)")
+    n.add_argument("--init", default=None, metavar="DIR",
+                   help="start the encoders from this model folder (fine-tuning) instead of random weights; it must "
+                        "have the same layout, window length and architecture")
     n.add_argument("--faithful", action="store_true", help="reproduce the original code's choices (CAGE_SPEC §10 F)")
     n.add_argument("--decoder-input", choices=["zero", "teacher"], default=None,
                    help="decoder inputs: zero (original) or teacher forcing (0, y_1..y_{f-1})")
@@ -41,7 +55,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     n.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     n.add_argument("--deterministic", action="store_true", help="deterministic kernels (slower on CUDA)")
     n.add_argument("--resume", action="store_true", help="continue an interrupted encoder training in --out")
-    n.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_quiet(n)
+
+
+def _train_flag(value: int) -> bool:
+    if value not in (0, 1):
+        raise argparse.ArgumentTypeError(f"--train_flag must be 1 or 0 (got {value})")
+    return value == 0
 
 
 def build_config(args: argparse.Namespace):
@@ -49,7 +69,7 @@ def build_config(args: argparse.Namespace):
 
     device = args.device if args.device else (f"cuda:{args.gpu}" if args.gpu not in (None, "") else None)
     return build_config(args.config, dataset=args.dataset, f=args.length, attention=args.attention,
-                        model=args.model, t=args.t, view=args.view, decoder_input=args.decoder_input,
+                        model=args.pretext, t=args.t, view=args.view, decoder_input=args.decoder_input,
                         epochs=args.epochs, rn_epochs=args.rn_epochs, batch_size=args.batch_size, seed=args.seed,
                         device=device, mode="faithful" if args.faithful else None,
                         deterministic=True if args.deterministic else None)
@@ -63,8 +83,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = build_config(args)
     r = cfg.resolved()
     out = args.out or f"models/{r.dataset}_{r.attention}_{r.model}_{r.f}_{r.mode}"
-    summary = run_training(cfg, args.data_root, out, train_flag=args.train_flag, resume=args.resume,
-                           progress=not args.no_progress, encoder_runs=args.encoder_runs,
+    summary = run_training(cfg, args.data_root, out, train_flag=0 if args.rn_only else 1, resume=args.resume,
+                           progress=not args.quiet, encoder_runs=args.encoder_runs, init=args.init,
                            command="cagereid " + " ".join(sys.argv[1:]))
     if not summary:  # torchrun, rank > 0: rank 0 reports
         return 0

@@ -26,15 +26,13 @@ import numpy as np
 from cagereid import configs
 from offline.datasets.base import WindowSet
 from offline.metrics import pairwise_distance, rank_metrics, score_metrics
+from offline.errors import OfflineError
 
 DISTANCES = ("euclidean", "cosine")
 #: Training config of the UCalgary harness when --config is not given (CPU-sized CAGE, see the file).
 DEFAULT_UCALGARY_CONFIG = configs.path("eval_ucalgary")
 P2_MAX_RANK = 20
 
-
-class UserError(ValueError):
-    """Bad evaluation request (unknown method, missing run folder, ...); printed as one line by the CLI."""
 
 
 @dataclass
@@ -156,7 +154,7 @@ def cage_method(run_dir, name: str = "CAGEs", seed: int | None = None, device: s
     ``readout`` / ``bone_weight`` override the checkpoint's embedding settings (the RN keeps the checkpoint's)."""
     run_dir = Path(run_dir)
     if not (run_dir / "encoder.pt").is_file():
-        raise UserError(f"{run_dir / 'encoder.pt'}: not found (expected a run folder written by `cagereid train`)")
+        raise OfflineError(f"{run_dir / 'encoder.pt'}: not found (expected a run folder written by `cagereid train`)")
     from cages.features import READOUTS, CageExtractor
 
     extractor = CageExtractor.from_checkpoint(run_dir, device=device)
@@ -165,13 +163,13 @@ def cage_method(run_dir, name: str = "CAGEs", seed: int | None = None, device: s
         rn_extractor = CageExtractor.from_checkpoint(run_dir, device=device)  # the RN reads what it was trained on
     if readout is not None:
         if readout not in READOUTS:
-            raise UserError(f"readout must be one of {', '.join(READOUTS)} (got {readout!r})")
+            raise OfflineError(f"readout must be one of {', '.join(READOUTS)} (got {readout!r})")
         extractor.features.readout = readout
     if bone_weight is not None:
         if bone_weight < 0:
-            raise UserError(f"--bone-weight must be >= 0 (got {bone_weight})")
+            raise OfflineError(f"--bone-weight must be >= 0 (got {bone_weight})")
         if bone_weight > 0 and not extractor.features.bones:
-            raise UserError(f"{run_dir}: trained without the bone-length cue (no bone statistics stored), so "
+            raise OfflineError(f"{run_dir}: trained without the bone-length cue (no bone statistics stored), so "
                             "--bone-weight cannot add it")
         extractor.features.bone_weight = float(bone_weight)
     scores = None
@@ -273,7 +271,7 @@ def find_run(models_root, dataset: str, f: int, model: str):
     import json
     root = Path(models_root)
     if not root.is_dir():
-        raise UserError(f"{root}: no such models folder (--models-root)")
+        raise OfflineError(f"{root}: no such models folder (--models-root)")
     found = []
     for meta_path in root.glob("*/encoder.json"):
         try:
@@ -289,7 +287,7 @@ def find_run(models_root, dataset: str, f: int, model: str):
         if ds == dataset.upper() and (ff is None or int(ff) == int(f)) and str(task) == model:
             found.append(meta_path.parent)
     if not found:
-        raise UserError(f"{root}: no run of {dataset} with f={f} and model {model} (looked at */encoder.json)")
+        raise OfflineError(f"{root}: no run of {dataset} with f={f} and model {model} (looked at */encoder.json)")
     return max(found, key=lambda p: (p / "encoder.pt").stat().st_mtime)
 
 
@@ -308,7 +306,7 @@ def resolve_run_dir(name: str, models_root):
     for cand in (Path(name), Path(models_root) / name):
         if (cand / "encoder.pt").is_file():
             return cand
-    raise UserError(f"{name}: not a run folder (no encoder.pt there nor under {models_root})")
+    raise OfflineError(f"{name}: not a run folder (no encoder.pt there nor under {models_root})")
 
 
 def load_train_config(config, dataset: str, f: int, seed: int, device: str = "auto", epochs: int | None = None,
@@ -358,7 +356,7 @@ def _check_reusable(run: Path, train: WindowSet, cfg) -> None:
     try:
         meta = json.loads((run / "encoder.json").read_text())
     except (OSError, ValueError):
-        raise UserError(f"{run}: a finished run without a readable encoder.json; remove it or use another --out") from None
+        raise OfflineError(f"{run}: a finished run without a readable encoder.json; remove it or use another --out") from None
     stored = meta.get("train_config", {})
     want = cfg.to_dict()
     keys = ("mode", "hidden", "epochs", "t", "max_shift", "attention", "model", "seed")
@@ -366,12 +364,12 @@ def _check_reusable(run: Path, train: WindowSet, cfg) -> None:
     if meta.get("f") not in (None, train.f):
         diff.insert(0, "f")
     if diff:
-        raise UserError(f"{run}: finished run trained with other settings ({', '.join(diff)}); use another "
+        raise OfflineError(f"{run}: finished run trained with other settings ({', '.join(diff)}); use another "
                         "--out/--runs folder or remove it")
 
 
 # --- entry points -------------------------------------------------------------------------------------
-def _progress_printer(quiet: bool = False):
+def progress_printer(quiet: bool = False):
     import sys
 
     def say(msg: str) -> None:
@@ -407,9 +405,9 @@ def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...]
     if people:
         missing = sorted(set(people) - {int(x) for x in np.unique(gallery.pids)})
         if missing:
-            raise UserError(f"--people: no such subject(s) {missing} (have {sorted(np.unique(gallery.pids).tolist())})")
+            raise OfflineError(f"--people: no such subject(s) {missing} (have {sorted(np.unique(gallery.pids).tolist())})")
         if "p1" in protocols:
-            raise UserError("--people needs --protocol p2 (the recognition network knows every subject)")
+            raise OfflineError("--people needs --protocol p2 (the recognition network knows every subject)")
 
         def keep(ws):
             return ws.subset(np.flatnonzero(np.isin(ws.pids, people)))
@@ -440,7 +438,7 @@ def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...]
         for variant in encoder_data:
             runs = {"run1": P.UCALGARY_RUNS["gallery"], "all": (1, 2, 3, 4, 5, 6)}.get(variant)
             if runs is None:
-                raise UserError(f"--encoder-data: unknown variant {variant!r} (use run1 and/or all)")
+                raise OfflineError(f"--encoder-data: unknown variant {variant!r} (use run1 and/or all)")
             # all runs: stride 3 (about twice Run1's stride-1 count) keeps the CPU time of 6 walks in check
             enc_train = ucalgary_windows(data, f, runs, stride=1 if variant == "run1" else 3)
             label = "CAGEs (Run1 encoder)" if variant == "run1" else "CAGEs (all runs, transductive)"
@@ -497,73 +495,3 @@ def run_dataset(root, dataset: str, f: int, layout: str = "auto", view: int | No
                                    tuple(x for x in methods if x != "cage"), distances)
         say(f"{proto.name}: evaluated {len(cages)} CAGE model(s) and the baselines")
     return rows, meta
-
-
-def main(args) -> int:
-    """`cagereid evaluate` (see offline/cmd_evaluate.py for the flags)."""
-    import shlex
-    import sys
-
-    from offline import protocols as P
-    from offline.report import markdown, summarize, write_report
-
-    ds = P.canonical_dataset(args.dataset)
-    f = args.length or {"CASIA_B": 20, "CASIA_B_match": 50}.get(ds, 6)
-    protocols = ("p1", "p2") if args.protocol == "both" else (args.protocol,)
-    distances = tuple(d.strip() for d in args.distance.split(",") if d.strip())
-    for d in distances:
-        if d not in DISTANCES:
-            raise UserError(f"--distance: unknown distance {d!r} (use {', '.join(DISTANCES)})")
-    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
-    for m in methods:
-        if m not in ("cage", "raw-kNN", "D13-kNN"):
-            raise UserError(f"--methods: unknown method {m!r} (use cage, raw-kNN, D13-kNN)")
-    if args.seeds < 1:
-        raise UserError("--seeds must be >= 1")
-    run_dir = None
-    if "cage" in methods and args.RN_dir:
-        run_dir = resolve_run_dir(args.RN_dir, args.models_root)
-    elif "cage" in methods and args.best_model:
-        run_dir = find_run(args.models_root, ds, f, args.best_model)
-    out = Path(args.out) if args.out else (run_dir if run_dir is not None else Path("runs") / f"eval_{ds}_f{f}")
-    say = _progress_printer()
-    common = dict(methods=methods, protocols=protocols, distances=distances, device=args.device,
-                  config=args.config, epochs=args.epochs, rn_epochs=args.rn_epochs, say=say,
-                  readout=args.readout, bone_weight=args.bone_weight)
-    if ds == "UCALGARY":
-        if common["config"] is None:
-            common["config"] = str(DEFAULT_UCALGARY_CONFIG)
-        root = args.data_root or str(Path("..") / "shared" / "data" / "ucalgary_gait")
-        enc = tuple(v.strip() for v in args.encoder_data.split(",") if v.strip())
-        people = None
-        if args.people is not None:
-            try:
-                people = tuple(int(x) for x in args.people.split(",") if x.strip())
-            except ValueError:
-                people = ()
-            if not people:
-                raise UserError(f"--people: expected subject numbers like 1,3,5 (got {args.people!r})")
-        if args.runs and run_dir is not None:
-            raise UserError("--runs is for the runs evaluate trains; --RN_dir/--best_model name one run already")
-        rows, meta = run_ucalgary(root, f, out, args.seeds, encoder_data=enc, run_dir=run_dir, people=people,
-                                  runs_dir=args.runs, **common)
-    else:
-        if args.people is not None or args.runs:
-            raise UserError("--people and --runs apply to --dataset UCALGARY only")
-        root = args.data_root or "Datasets"
-        train = args.train and run_dir is None
-        if "cage" in methods and run_dir is None and not train:
-            say("no CAGE model given (--RN_dir, --best_model or --train): evaluating the baselines only")
-            common["methods"] = tuple(m for m in methods if m != "cage")
-        rows, meta = run_dataset(root, ds, f, args.layout, args.view, run_dir=run_dir, train=train,
-                                 seeds=args.seeds, out_dir=out, **common)
-    if args.readout is not None or args.bone_weight is not None:
-        meta["embedding override"] = (f"readout {args.readout or 'as trained'}, bone weight "
-                                      f"{args.bone_weight if args.bone_weight is not None else 'as trained'}")
-    if len(sys.argv) > 1 and sys.argv[1] == "evaluate":
-        meta["command"] = "cagereid " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    meta["protocols"] = ", ".join(p.upper() for p in protocols)
-    paths = write_report(out, rows, meta, title=f"{ds} (f = {f})")
-    print(markdown(summarize(rows), f"{ds} (f = {f})").split("## All metrics")[0].rstrip())
-    print(f"\nreport: {paths['report.md']}  ({len(paths) - 2} plots)")
-    return 0

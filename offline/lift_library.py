@@ -31,10 +31,12 @@ import numpy as np
 
 from offline.datasets.base import DatasetError
 from pose import lifting as L
+from pose.camera import project, relative_depth_px
 
-SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-DEFAULT_UCALGARY = SHARED_DATA / "ucalgary_gait"
-DEFAULT_VIDEOS = (SHARED_DATA / "video" / "openpose_walk.avi",)
+#: Where `cagereid lift` keeps its library and MLP checkpoint unless told otherwise (relative to the working dir).
+WORKDIR = Path("runs/lift")
+DEFAULT_LIBRARY = WORKDIR / "library.npz"
+DEFAULT_MLP = WORKDIR / "mlp.pt"
 HELD_OUT = (11, 12, 13, 14)
 CASIA_VIEWS = tuple(range(0, 181, 18))
 SOURCES = ("ucalgary", "mediapipe", "synthetic")
@@ -54,9 +56,9 @@ class PoseSequence:
 class LibraryConfig:
     """What goes into the library (commented defaults; saved inside the library file)."""
 
-    ucalgary_root: str = str(DEFAULT_UCALGARY)
+    ucalgary_root: str = ""  # the ucalgary_gait folder (the ucalgary source needs it)
     held_out: tuple[int, ...] = HELD_OUT  # UCalgary subjects kept for evaluation
-    videos: tuple[str, ...] = tuple(str(v) for v in DEFAULT_VIDEOS)  # MediaPipe world landmarks
+    videos: tuple[str, ...] = ()  # videos whose MediaPipe world landmarks join the library
     synthetic_identities: int = 20
     synthetic_walks: int = 2  # walks per identity
     synthetic_frames: int = 90
@@ -217,6 +219,9 @@ _SOURCE_CODE = {s: i for i, s in enumerate(SOURCES)}
 def collect_sequences(cfg: LibraryConfig, cache_dir=None, log=print) -> list[PoseSequence]:
     seqs: list[PoseSequence] = []
     if "ucalgary" in cfg.sources:
+        if not cfg.ucalgary_root:
+            raise DatasetError("the ucalgary source needs the ucalgary_gait folder (--data-root), or leave it out "
+                               "of --sources")
         root = Path(cfg.ucalgary_root)
         if root.is_dir():
             got = ucalgary_sequences(root, exclude=tuple(cfg.held_out))
@@ -226,6 +231,8 @@ def collect_sequences(cfg: LibraryConfig, cache_dir=None, log=print) -> list[Pos
         else:
             log(f"ucalgary: {root} not found, skipped")
     if "mediapipe" in cfg.sources:
+        if not cfg.videos:
+            raise DatasetError("the mediapipe source needs --video FILE..., or leave it out of --sources")
         videos = [v for v in cfg.videos if Path(v).is_file()]
         for v in cfg.videos:
             if not Path(v).is_file():
@@ -317,7 +324,7 @@ def project_sequences(seqs: list[PoseSequence], views=CASIA_VIEWS, distance: flo
             c = L.to_camera(j, np.repeat(R, len(j), 0), np.repeat(C, len(j), 0))
             if (c[..., 2] < 0.5).any():
                 continue  # the walker passes behind/through the camera
-            uv.append(L.project(c, focal))
+            uv.append(project(c, focal))
             cam.append(c)
             view.append(v)
             subj.append(s.subject)
@@ -356,7 +363,7 @@ def evaluate(lifters: dict, proj: EvalProjection, smooth_sigma: float = 2.0, noi
         _, _, scale = L.normalise_2d(uv)
         q = uv + noise * scale[:, None, None] * rng.standard_normal(uv.shape) if noise > 0 else uv
         z_root = L.root_of(cam)[:, 2]
-        true_px = (cam[..., 2] - z_root[:, None]) * proj.focal / z_root[:, None]
+        true_px = relative_depth_px(cam[..., 2], z_root[:, None], proj.focal)
         depths = {"zero-depth": (q, np.zeros(q.shape[:2])), "oracle": (uv, true_px)}
         for name, lifter in lifters.items():
             t0 = time.perf_counter()
@@ -388,7 +395,7 @@ def evaluate(lifters: dict, proj: EvalProjection, smooth_sigma: float = 2.0, noi
     return result
 
 
-def heldout_sequences(root=DEFAULT_UCALGARY, held_out=HELD_OUT) -> list[PoseSequence]:
+def heldout_sequences(root, held_out=HELD_OUT) -> list[PoseSequence]:
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: UCalgary folder not found (held-out real walks for MPJPE)")
@@ -402,3 +409,58 @@ def library_held_out(path) -> list[int] | None:
     """The UCalgary subjects a library file left out (None when the file does not say)."""
     with np.load(path, allow_pickle=False) as z:
         return [int(v) for v in z["held_out"]] if "held_out" in z else None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Lifters as the commands use them
+# ---------------------------------------------------------------------------------------------------------
+def make_lifter(kind: str, library=None, model=None, k: int = 1, device: str = "auto"):
+    """The lifter a command asked for, with a clear error when its file is missing."""
+    if kind == "matching":
+        library = Path(library or DEFAULT_LIBRARY)
+        if not library.is_file():
+            raise DatasetError(f"{library}: no lifting library (run `cagereid lift build-library --out {library}`)")
+        return L.MatchingLifter.load(library, k=k, device=device)
+    if kind == "mlp":
+        path = Path(model) if model else default_mlp_path()
+        if path is None or not path.is_file():
+            raise DatasetError(f"{model or DEFAULT_MLP}: no MLP lifter (run `cagereid lift train`)")
+        return L.MLPLifter.load(path, device=device)
+    raise DatasetError(f"unknown lifter {kind!r} (matching|mlp)")
+
+
+def default_mlp_path() -> Path | None:
+    """The MLP lifter `cagereid lift train` wrote by default, if there is one (no lifter ships with the package)."""
+    return DEFAULT_MLP if DEFAULT_MLP.is_file() else None
+
+
+def default_smooth(kind: str, smooth: float | None) -> float:
+    return (2.0 if kind == "mlp" else 0.0) if smooth is None else float(smooth)
+
+
+def lift_openpose_dir(folder, lifter, smooth: float, min_conf: float = 0.05, min_frames: int = 10,
+                      all_people: bool = False) -> list[dict]:
+    """Read an OpenPose JSON folder and lift its main person (or everyone) to casia14 3D.
+
+    Returns one dict per lifted person: ``joints (T, 14, 3)`` (x, y pixels, z depth in pixel units relative
+    to the pelvis), ``frames (T,)``, ``valid2d (T, 14)`` (detected, not filled), ``format``.
+    """
+    from pose.openpose import SourceError, read_openpose_dir
+
+    seq = read_openpose_dir(folder)
+    tracks = seq.tracks if all_people else [seq.main_track()]
+    out = []
+    for t in tracks:
+        xy, valid = t.casia14(min_conf)
+        if int(valid.any(1).sum()) < min_frames:
+            continue
+        try:
+            joints = lifter.lift_sequence(xy, valid, smooth_sigma=smooth)
+        except L.LiftError as exc:
+            if all_people:
+                continue
+            raise SourceError(f"{folder}: {exc}") from None
+        out.append({"joints": joints, "frames": t.frames, "valid2d": valid, "format": t.format})
+    if not out:
+        raise SourceError(f"{folder}: no person seen in at least {min_frames} frames ({seq.n_frames} JSON files)")
+    return out

@@ -26,7 +26,7 @@ person has 2 or 3 (person 15); fewer: training only. KS20: per person, one rando
 the same seed gives the same split on every machine. CAGE layout of KGBD/KS20: ``test`` = the probe
 recordings, ``train`` = everything else (gallery included).
 
-UCALGARY (``--raw-root`` = the ``ucalgary_gait`` folder, P2 layout only): training = gallery = Run1,
+UCALGARY (``--data-root`` = the ``ucalgary_gait`` folder, P2 layout only): training = gallery = Run1,
 ``same`` = Run2, ``cross`` = Run3-6; no trimming by default (120-frame walks); duplicates dropped by the
 reader.
 """
@@ -45,13 +45,11 @@ from cages.windows import sliding_windows
 from offline.datasets.base import DatasetError, WindowSet
 from offline.datasets.raw import DEFAULT_TRIM, RawRecording, dataset_folder, list_raw_files, read_raw
 from offline.protocols import CAGE_SPLITS, JOINTS, LAYOUT_OF, P2_SPLITS, RAW_DATASETS, UCALGARY_RUNS
+from offline.errors import OfflineError
 
 MANIFEST_VERSION = 1
 CAGE_ROUNDS = 10
 
-
-class UserError(ValueError):
-    """Bad arguments to `prepare` (printed as one line by the CLI)."""
 
 
 @dataclass
@@ -235,7 +233,7 @@ def p2_windows(dataset: str, recs: list[Recording], f: int) -> dict[str, WindowS
 def cage_windows(dataset: str, recs: list[Recording], f: int, rounds: int = CAGE_ROUNDS) -> dict[str, WindowSet]:
     """The CAGE layout's splits (``CAGE_SPEC.md`` §1.4-§1.5)."""
     if dataset not in CAGE_SPLITS:
-        raise UserError(f"{dataset} has no CAGE layout; use --layout p2")
+        raise OfflineError(f"{dataset} has no CAGE layout; use --layout p2")
     offsets = range(rounds)
     if dataset in ("KGBD", "KS20"):
         groups = {"train": [r for r in recs if r.role != "probe"], "test": [r for r in recs if r.role == "probe"]}
@@ -280,17 +278,17 @@ def _outputs_intact(manifest: dict, base: Path) -> bool:
 
 def _validate(cfg: PrepareConfig) -> None:
     if cfg.dataset not in RAW_DATASETS:
-        raise UserError(f"--dataset {cfg.dataset!r}: expected one of {', '.join(RAW_DATASETS)}")
+        raise OfflineError(f"--dataset {cfg.dataset!r}: expected one of {', '.join(RAW_DATASETS)}")
     if cfg.layout not in ("p2", "cage"):
-        raise UserError(f"--layout {cfg.layout!r}: expected cage or p2")
+        raise OfflineError(f"--layout {cfg.layout!r}: expected cage or p2")
     if cfg.layout == "cage" and cfg.dataset not in CAGE_SPLITS:
-        raise UserError(f"{cfg.dataset} has no CAGE layout (the original code never read it); use --layout p2")
+        raise OfflineError(f"{cfg.dataset} has no CAGE layout (the original code never read it); use --layout p2")
     if cfg.f < 1:
-        raise UserError(f"--length must be >= 1, got {cfg.f}")
+        raise OfflineError(f"--length must be >= 1, got {cfg.f}")
     if cfg.rounds < 1:
-        raise UserError(f"--rounds must be >= 1, got {cfg.rounds}")
+        raise OfflineError(f"--rounds must be >= 1, got {cfg.rounds}")
     if cfg.trim is not None and cfg.trim < 0:
-        raise UserError(f"--trim must be >= 0, got {cfg.trim}")
+        raise OfflineError(f"--trim must be >= 0, got {cfg.trim}")
 
 
 def prepare(cfg: PrepareConfig, progress: Callable[[str, int, int | None], None] | None = None,
@@ -299,7 +297,7 @@ def prepare(cfg: PrepareConfig, progress: Callable[[str, int, int | None], None]
 
     ``progress(stage, advance, total)``: called with ``total`` set once per stage, then with advances.
     ``cache``: a dict kept by the caller across calls (several ``f`` / layouts) so the raw tree is parsed once.
-    Raises `UserError` / `DatasetError` (one-line, naming the file) on bad input; malformed raw files are
+    Raises `OfflineError` / `DatasetError` (one-line, naming the file) on bad input; malformed raw files are
     skipped and listed in the result and in the manifest.
     """
     cfg.dataset = {d.lower(): d for d in RAW_DATASETS}.get(str(cfg.dataset).lower(), cfg.dataset)
@@ -411,9 +409,9 @@ def _check_other_layout_seed(cfg: PrepareConfig) -> None:
         return
     which = other.stem.split("_")[1]
     if old.get("seed") != cfg.seed and cfg.dataset in ("KGBD", "KS20"):
-        raise UserError(f"{sp}: the {which} layout in this folder was prepared with seed "
+        raise OfflineError(f"{sp}: the {which} layout in this folder was prepared with seed "
                         f"{old.get('seed')}; use --seed {old.get('seed')} or another --out")
     if (old.get("trim"), old.get("original_trim")) != (cfg.effective_trim(), bool(cfg.original_trim)):
-        raise UserError(f"{sp}: the {which} layout in this folder was prepared with --trim {old.get('trim')}"
+        raise OfflineError(f"{sp}: the {which} layout in this folder was prepared with --trim {old.get('trim')}"
                         f"{' --original-trim' if old.get('original_trim') else ''}; use the same trimming "
                         f"or another --out")

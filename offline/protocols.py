@@ -22,43 +22,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: Datasets whose raw recordings `cagereid prepare` reads, and their joint layout (``pose.layouts``).
-LAYOUT_OF: dict[str, str] = {
-    "BIWI": "kinect_v1",
-    "IAS": "kinect_v1",
-    "KGBD": "kinect_v1",
-    "KS20": "kinect_v2",
-    "UCALGARY": "ucalgary18",
-    "CASIA_B": "casia14",
-    "CASIA_B_match": "casia14",
-}
+from offline.datasets import registry
+from offline.errors import OfflineError
 
-#: Number of joints per dataset (``CAGE_SPEC.md`` §1.3).
-JOINTS: dict[str, int] = {"BIWI": 20, "IAS": 20, "KGBD": 20, "KS20": 25, "UCALGARY": 18,
-                          "CASIA_B": 14, "CASIA_B_match": 14}
-
-#: Datasets `cagereid prepare` can build from raw recordings.
-RAW_DATASETS: tuple[str, ...] = ("BIWI", "IAS", "KGBD", "KS20", "UCALGARY")
-
-#: Split keys of the P2 layout: ``train`` (``train_npy_data``) plus the ``test_npy_data/<split>`` folders.
-P2_SPLITS: dict[str, tuple[str, ...]] = {
-    "BIWI": ("train", "Walking", "Still"),
-    "IAS": ("train", "A", "B"),
-    "KGBD": ("train", "gallery", "probe"),
-    "KS20": ("train", "gallery", "probe"),
-    # ours: Run1 is the training part; Run1 again (test-style windows) is the gallery.
-    "UCALGARY": ("train", "gallery", "same", "cross"),
-}
-
-#: Split keys of the CAGE layout as `read_cage_dataset` returns them (BIWI ``Still`` is ours).
-CAGE_SPLITS: dict[str, tuple[str, ...]] = {
-    "BIWI": ("train", "Walking", "Still"),
-    "IAS": ("train", "A", "B"),
-    "KGBD": ("train", "test"),
-    "KS20": ("train", "test"),
-    "CASIA_B": ("train", "test"),  # per view: read_cage_dataset(root, "CASIA_B", f, view=v), v in 0..10
-    "CASIA_B_match": ("train", "nm", "bg", "cl"),
-}
+#: Joint layout, joints, raw-recording datasets and split keys per dataset: views of the one dataset registry
+#: (``offline.datasets.registry``). CAGE split keys are as `read_cage_dataset` returns them (BIWI ``Still`` is
+#: ours); P2 split keys: ``train`` (``train_npy_data``) plus the ``test_npy_data/<split>`` folders.
+LAYOUT_OF: dict[str, str] = {d.name: d.layout for d in registry.REGISTRY}
+JOINTS: dict[str, int] = {d.name: d.joints for d in registry.REGISTRY}
+RAW_DATASETS: tuple[str, ...] = registry.RAW
+P2_SPLITS: dict[str, tuple[str, ...]] = {d.name: d.p2_splits for d in registry.REGISTRY if d.p2_splits}
+CAGE_SPLITS: dict[str, tuple[str, ...]] = {d.name: d.cage_splits + d.cage_optional for d in registry.REGISTRY
+                                           if d.cage_splits}
 
 #: CASIA-B CVE views (index v <-> 18*v degrees) and CME conditions.
 CASIA_B_VIEWS: tuple[int, ...] = tuple(range(11))
@@ -122,29 +97,9 @@ UCALGARY_PROTOCOLS: tuple[Protocol, ...] = (
 )
 
 
-class UserError(ValueError):
-    """Unknown dataset or layout name (user-facing: the CLI prints it on one line)."""
 
-
-def match_name(name: str, choices) -> str | None:
-    """The entry of ``choices`` that ``name`` spells, ignoring case (``'biwi'`` -> ``'BIWI'``), else None."""
-    return next((c for c in choices if name.lower() == c.lower()), None)
-
-
-def canonical_dataset(name: str) -> str:
-    """``'biwi'`` -> ``'BIWI'``; ``'ucalgary'`` -> ``'UCALGARY'``; unknown names raise `UserError`."""
-    known = match_name(name, LAYOUT_OF)
-    if known is None:
-        raise UserError(f"unknown dataset {name!r}; expected one of {', '.join(LAYOUT_OF)}")
-    return known
-
-
-def p2_splits(dataset: str) -> tuple[str, ...]:
-    """Split keys of ``dataset`` in the P2 layout, ``train`` first."""
-    ds = canonical_dataset(dataset)
-    if ds not in P2_SPLITS:
-        raise UserError(f"{ds} has no retrieval (P2) layout; P2 datasets: {', '.join(P2_SPLITS)}")
-    return P2_SPLITS[ds]
+match_name = registry.match_name
+canonical_dataset = registry.canonical
 
 
 def p2_gallery_probe_pairs(dataset: str) -> list[tuple[str, str, str]]:
@@ -152,18 +107,8 @@ def p2_gallery_probe_pairs(dataset: str) -> list[tuple[str, str, str]]:
     ``[("BIWI-Walking", "train", "Walking"), ("BIWI-Still", "train", "Still")]``."""
     ds = canonical_dataset(dataset)
     if ds not in P2_PROTOCOLS:
-        raise UserError(f"{ds} has no retrieval (P2) layout; P2 datasets: {', '.join(P2_PROTOCOLS)}")
+        raise OfflineError(f"{ds} has no retrieval (P2) layout; P2 datasets: {', '.join(P2_PROTOCOLS)}")
     return [(p.name, p.gallery, p.probe) for p in P2_PROTOCOLS[ds]]
-
-
-def cage_gallery_probe_pairs(dataset: str) -> list[tuple[str, str, str]]:
-    """Same as `p2_gallery_probe_pairs` for the CAGE layout (P1; the gallery is the RN training split).
-
-    CASIA_B pairs are per view (see `CAGE_PROTOCOLS` for the ``view`` field)."""
-    ds = canonical_dataset(dataset)
-    if ds not in CAGE_PROTOCOLS:
-        raise UserError(f"{ds} has no CAGE layout; CAGE datasets: {', '.join(CAGE_PROTOCOLS)}")
-    return [(p.name, p.gallery, p.probe) for p in CAGE_PROTOCOLS[ds]]
 
 
 def protocols(dataset: str, layout: str) -> tuple[Protocol, ...]:
@@ -172,10 +117,10 @@ def protocols(dataset: str, layout: str) -> tuple[Protocol, ...]:
     table = {"p2": P2_PROTOCOLS, "cage": CAGE_PROTOCOLS}.get(layout)
     if layout == "ucalgary":
         if ds != "UCALGARY":
-            raise UserError(f"layout 'ucalgary' is for UCALGARY only, not {ds}")
+            raise OfflineError(f"layout 'ucalgary' is for UCALGARY only, not {ds}")
         return UCALGARY_PROTOCOLS
     if table is None:
-        raise UserError(f"unknown layout {layout!r}; expected p2, cage or ucalgary")
+        raise OfflineError(f"unknown layout {layout!r}; expected p2, cage or ucalgary")
     if ds not in table:
-        raise UserError(f"{ds} has no {layout} layout")
+        raise OfflineError(f"{ds} has no {layout} layout")
     return table[ds]

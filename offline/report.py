@@ -15,13 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from cages.io import write_json, write_text
+from offline.errors import OfflineError
 
 METRICS = ("rank1", "rank5", "rank10", "mAP", "nAUC_roc", "nAUC_cmc")
 KEY = ("method", "protocol", "split", "level", "distance")
 
-
-class UserError(ValueError):
-    """A report folder or file that cannot be read (the message names it)."""
 
 
 def summarize(rows: list[dict]) -> list[dict]:
@@ -201,13 +199,13 @@ def load_report(path: str | Path) -> dict:
     if path.is_dir():
         path = path / "report.json"
     if not path.is_file():
-        raise UserError(f"{path}: no report.json (run `cagereid evaluate ... --out DIR` first)")
+        raise OfflineError(f"{path}: no report.json (run `cagereid evaluate ... --out DIR` first)")
     try:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path}: not a readable report ({exc})") from None
+        raise OfflineError(f"{path}: not a readable report ({exc})") from None
     if "summary" not in data:
-        raise UserError(f"{path}: has no 'summary' (not written by cagereid evaluate)")
+        raise OfflineError(f"{path}: has no 'summary' (not written by cagereid evaluate)")
     return data
 
 

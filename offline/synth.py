@@ -54,6 +54,7 @@ from offline.datasets.base import DatasetError, WindowSet
 from offline.datasets.cage_layout import (
     DATASET_LAYOUT, DEFAULT_F, _check_view, canonical_dataset, dataset_folder, split_names, write_cage_dataset,
 )
+from offline.errors import OfflineError
 
 #: Frames per walk by default (at least ``2 f + rounds`` so that every offset round gives windows).
 DEFAULT_FRAMES: dict[str, int] = {"BIWI": 60, "IAS": 60, "KGBD": 60, "KS20": 45, "CASIA_B": 60, "CASIA_B_match": 110}
@@ -63,9 +64,6 @@ CME_VIEWS = (3, 5, 7)  # 54, 90, 126 degrees
 _CONDITION_CODE = {"nm": 1, "bg": 2, "cl": 3}
 _DATASET_CODE = {"BIWI": 1, "IAS": 2, "KGBD": 3, "KS20": 4, "CASIA_B": 5, "CASIA_B_match": 6}
 
-
-class UserError(ValueError):
-    """Bad synth arguments (the CLI prints it as one ``error:`` line)."""
 
 
 @dataclass
@@ -199,14 +197,14 @@ def synth_dataset(out: str | os.PathLike | None, dataset: str, f: int | None = N
     f = DEFAULT_F[ds] if f is None else int(f)
     view = _check_view(ds, view)
     if identities < 1 or (ds == "CASIA_B_match" and identities < 2):
-        raise UserError(f"need at least {2 if ds == 'CASIA_B_match' else 1} identities (got {identities})")
+        raise OfflineError(f"need at least {2 if ds == 'CASIA_B_match' else 1} identities (got {identities})")
     if f < 1 or rounds < 1:
-        raise UserError(f"need f >= 1 and rounds >= 1 (got f={f}, rounds={rounds})")
+        raise OfflineError(f"need f >= 1 and rounds >= 1 (got f={f}, rounds={rounds})")
     frames = default_frames(ds, f, rounds) if frames is None else int(frames)
     if frames < f:
-        raise UserError(f"--frames {frames} is shorter than one window (f={f})")
+        raise OfflineError(f"--frames {frames} is shorter than one window (f={f})")
     if noise is not None and noise < 0:
-        raise UserError(f"noise must be >= 0 (got {noise})")
+        raise OfflineError(f"noise must be >= 0 (got {noise})")
     layout, J = DATASET_LAYOUT[ds]
     casia = ds.startswith("CASIA_B")
     fps = 25.0 if casia else 30.0
@@ -263,12 +261,6 @@ def synth_dataset(out: str | os.PathLike | None, dataset: str, f: int | None = N
     return splits
 
 
-def synth_summary_rows(splits: dict[str, WindowSet]) -> list[tuple[str, str, int, int, int, int, int]]:
-    """``[(dataset, split, N, f, J, people, recordings)]`` for a summary table."""
-    return [(ws.dataset, split, ws.n, ws.f, ws.J, len(np.unique(ws.pids)), len(np.unique(ws.recording)))
-            for split, ws in splits.items()]
-
-
 def synth_all_targets(dataset: str, view: int | None) -> list[tuple[str, int | None]]:
     """``[(dataset, view)]`` that ``--dataset`` (possibly ``ALL``) expands to."""
     if str(dataset).upper() == "ALL":
@@ -279,5 +271,5 @@ def synth_all_targets(dataset: str, view: int | None) -> list[tuple[str, int | N
         return targets
     ds = canonical_dataset(dataset)
     if ds == "CASIA_B" and view is None:
-        raise UserError("CASIA_B (CVE) is per view: give --view 0..10 (angle 18·v degrees)")
+        raise OfflineError("CASIA_B (CVE) is per view: give --view 0..10 (angle 18·v degrees)")
     return [(ds, view)]

@@ -3,12 +3,17 @@ video and OpenPose-style JSON."""
 from __future__ import annotations
 
 import argparse
+from pose.errors import PoseError
 
 HELP = "Extract per-person 3D skeleton tracks (MediaPipe Pose) from a video, camera or image folder"
 
 
-class UserError(ValueError):
-    pass
+
+
+def _workers(value: str):
+    from pose.workers import workers_arg
+
+    return workers_arg(value)
 
 
 def _multi(value: str):
@@ -37,8 +42,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layouts", default="kinect_v1,casia14",
                    help="3D layouts stored besides mediapipe33 (comma-separated; default kinect_v1,casia14)")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
-    p.add_argument("--fps", type=float, help="frame rate of an image folder (default 25) or override for a video")
-    p.add_argument("--detect-every", type=int, default=10, help="run the people detector every N frames (10)")
+    p.add_argument("--fps", type=float, help="frame rate of an image folder (default: 25) or override for a video")
+    p.add_argument("--detect-every", type=int, default=10, help="run the people detector every N frames (default: 10)")
+    p.add_argument("--pose-workers", type=_workers, default="auto", metavar="auto|N",
+                   help="multi-person mode: people posed in parallel in N worker processes "
+                        "(default: auto = one per CPU core, at most 4; 0 = in this process)")
     p.add_argument("--detector-height", type=int, default=864,
                    help="resize frames to this height for the HOG detector (864; small people need upscaling)")
     p.add_argument("--min-crop-height", type=int, default=256, help="upscale person crops to this height (256)")
@@ -60,12 +68,12 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     if out.suffix != ".npz":
-        raise UserError(f"{out}: --out must end in .npz")
+        raise PoseError(f"{out}: --out must end in .npz")
     openpose_dir = None
     if args.format == "openpose":
         openpose_dir = Path(args.openpose_dir) if args.openpose_dir else out.with_name(out.stem + "_openpose")
     elif args.openpose_dir:
-        raise UserError("--openpose-dir needs --format openpose")
+        raise PoseError("--openpose-dir needs --format openpose")
     layouts = tuple(x.strip() for x in args.layouts.split(",") if x.strip())
     source = args.source
     if args.fps or args.max_frames:
@@ -87,7 +95,7 @@ def _extract(args, source, out, openpose_dir, layouts):
     return extract(source, out_npz=out, overlay=args.overlay, openpose_dir=openpose_dir, layouts=layouts,
                    progress=not args.quiet, multi_person=args.multi_person,
                    min_track_frames=args.min_track_frames, max_gap=args.max_gap,
-                   detect_every=args.detect_every, detector_height=args.detector_height,
+                   detect_every=args.detect_every, pose_workers=args.pose_workers, detector_height=args.detector_height,
                    min_crop_height=args.min_crop_height, min_visibility=args.min_visibility,
                    smooth=not args.no_smooth, model_complexity=args.model_complexity, focal_px=args.focal_px)
 

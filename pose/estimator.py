@@ -23,16 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from pose.errors import PoseError
 
 N_LANDMARKS = 33
 _MODEL_FILES = {0: "pose_landmark_lite.tflite", 1: "pose_landmark_full.tflite", 2: "pose_landmark_heavy.tflite"}
 
 
-class UserError(ValueError):
-    """Base of user-facing errors in this module (cli.py prints them as one line)."""
-
-
-class EstimatorError(UserError):
+class EstimatorError(PoseError):
     """The pose model cannot be used as asked (one line)."""
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pose.pipeline import (AXES, MEDIAPIPE, FrameTracks, PosePipeline, TrackObservation, UserError,  # noqa: F401
+from pose.pipeline import (AXES, MEDIAPIPE, ExtractError, FrameTracks, PosePipeline, TrackObservation,  # noqa: F401
                            _as_source, _layout_name, convert_world, iter_tracks, to_layout_axes)
 from pose.smoothing import fill_gaps
 from pose.sources import FrameSource, SourceError

@@ -37,9 +37,10 @@ from enum import IntEnum
 from functools import lru_cache
 
 import numpy as np
+from pose.errors import PoseError
 
 
-class LayoutError(ValueError):
+class LayoutError(PoseError):
     """An unknown layout name, or a conversion that no recipe can produce."""
 
 

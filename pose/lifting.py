@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from pose.camera import project, relative_depth_px
+from pose.errors import PoseError
 
 J = 14
 CASIA14_JOINTS = ("head", "neck", "r_shoulder", "r_elbow", "r_wrist", "l_shoulder", "l_elbow", "l_wrist",
@@ -40,11 +42,7 @@ for _a, _b in FLIP_PAIRS:
     FLIP_INDEX[_a], FLIP_INDEX[_b] = _b, _a
 
 
-class UserError(ValueError):
-    """Bad input from the user; `cli` prints it as one line."""
-
-
-class LiftError(UserError):
+class LiftError(PoseError):
     """A 2D sequence that cannot be lifted (e.g. hips or neck never seen), or a bad lifter file."""
 
 
@@ -173,18 +171,12 @@ def to_camera(poses_world, R, C) -> np.ndarray:
     return np.einsum("nij,nkj->nki", R, np.asarray(poses_world) - C[:, None, :])
 
 
-def project(cam, focal: float) -> np.ndarray:
-    """Pinhole projection of camera-frame points ``(..., 3)`` to pixels (principal point at 0)."""
-    cam = np.asarray(cam, dtype=np.float64)
-    return focal * cam[..., :2] / cam[..., 2:3]
-
-
 def pairs_from_camera(cam, focal: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Camera-frame poses ``(n, 14, 3)`` -> (pixels ``(n,14,2)``, normalised 2D, normalised depth ``(n,14)``)."""
     uv = project(cam, focal)
     x2d, _, scale = normalise_2d(uv)
     z_root = root_of(cam)[:, 2]
-    depth = (cam[..., 2] - z_root[:, None]) * (focal / z_root)[:, None] / scale[:, None]
+    depth = relative_depth_px(cam[..., 2], z_root[:, None], focal) / scale[:, None]
     return uv, x2d, depth
 
 

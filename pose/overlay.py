@@ -11,16 +11,13 @@ import os
 from pathlib import Path
 
 import numpy as np
+from pose.errors import PoseError
 
 _CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "XVID"}
 
 
-class OverlayError(ValueError):
-    pass
-
-
-class UserError(OverlayError):
-    """Recognised by the CLI as a one-line error."""
+class OverlayError(PoseError):
+    """An overlay that cannot be drawn or written (one line)."""
 
 
 def track_colour(track_id: int) -> tuple[int, int, int]:
@@ -81,7 +78,7 @@ class OverlayWriter:
         self.path = Path(path)
         suffix = self.path.suffix.lower()
         if suffix not in _CODECS:
-            raise UserError(f"{path}: overlay video must end in one of {', '.join(sorted(_CODECS))}")
+            raise OverlayError(f"{path}: overlay video must end in one of {', '.join(sorted(_CODECS))}")
         self.fourcc = _CODECS[suffix]
         self.fps = float(fps) if fps and fps > 0 else 25.0
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -102,7 +99,7 @@ class OverlayWriter:
             self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (w, h))
             if not self._writer.isOpened():
                 self._writer = None
-                raise UserError(f"{self.path}: OpenCV cannot write {self.fourcc} video here")
+                raise OverlayError(f"{self.path}: OpenCV cannot write {self.fourcc} video here")
         self._writer.write(img)
         self.frames += 1
 

@@ -42,6 +42,7 @@ import numpy as np
 from pose.estimator import PoseEstimator, PoseResult, estimate_translation, prepare_crop, to_camera_axes
 from pose.smoothing import OneEuroFilter
 from pose.sources import Frame, FrameSource, open_source
+from pose.errors import PoseError
 from pose.track import Track, Tracker, pose_box
 
 if TYPE_CHECKING:
@@ -57,8 +58,8 @@ AXES = {
 _TORSO = (11, 12, 23, 24)
 
 
-class UserError(ValueError):
-    """A bad argument (unknown layout, ...): the CLI prints it as one line."""
+class ExtractError(PoseError):
+    """A bad extraction request (unknown layout, unreadable tracks file, ...): one line."""
 
 
 def _layout_name(name: str) -> str:
@@ -67,7 +68,7 @@ def _layout_name(name: str) -> str:
     try:
         return get_layout(name).name
     except ValueError as exc:  # LayoutError: one line, lists the valid names
-        raise UserError(str(exc)) from None
+        raise ExtractError(str(exc)) from None
 
 
 def to_layout_axes(world: np.ndarray) -> np.ndarray:
@@ -154,7 +155,7 @@ class PosePipeline:
                  focal_px: float | None = None, drop_unposed: int = 3, tracker_kw: dict | None = None,
                  smoothing_kw: dict | None = None, pose_workers: int | str = "auto"):
         if multi_person not in (True, False, "auto"):
-            raise UserError(f"multi_person must be True, False or 'auto', got {multi_person!r}")
+            raise ExtractError(f"multi_person must be True, False or 'auto', got {multi_person!r}")
         self.layout = _layout_name(layout)
         self.multi_person = multi_person
         self.mode = "multi" if multi_person is True else "single"
@@ -177,7 +178,7 @@ class PosePipeline:
         if pose_workers == "auto":
             pose_workers = min(4, os.cpu_count() or 1) if (os.cpu_count() or 1) > 1 else 0
         if not isinstance(pose_workers, int) or isinstance(pose_workers, bool) or pose_workers < 0:
-            raise UserError(f"pose_workers must be 'auto' or a count >= 0, got {pose_workers!r}")
+            raise ExtractError(f"pose_workers must be 'auto' or a count >= 0, got {pose_workers!r}")
         self.pose_workers = pose_workers
         self._workers: PoseWorkers | None = None
         self.smoothing_kw = dict(smoothing_kw or {})

@@ -43,14 +43,16 @@ smooth sensor noise. Fixed heading -90: 0.53 / 0.65 (seeds 0 / 1); heading +-45 
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from pose.layouts import V1_SPINE_T, V2_SPINEMID_T, LayoutError, get_layout
+from pose.camera import relative_depth_px
+from pose.errors import PoseError
 
 
-class SyntheticError(ValueError):
+class SyntheticError(PoseError):
     """Bad arguments for the synthetic walker (unknown or 2D layout, negative sizes, bad probabilities)."""
 
 
@@ -544,13 +546,8 @@ def project_to_image(joints: np.ndarray, camera: VirtualCamera, root: int | list
         zr = np.nanmean(z, axis=-1, keepdims=True)
     else:
         zr = x[..., [root] if isinstance(root, int) else list(root), 2].mean(axis=-1, keepdims=True)
-    depth = K[0, 0] * (z - zr) / zr
+    depth = relative_depth_px(z, zr, K[0, 0])
     return np.stack([u, v, depth], axis=-1)
-
-
-def identity_fields() -> list[str]:
-    """Names of the identity parameters (for docs and dataset metadata)."""
-    return [f.name for f in fields(WalkerIdentity)]
 
 
 def walk_in_view(identity: WalkerIdentity, n_frames: int, camera: VirtualCamera, layout: str = "casia14",

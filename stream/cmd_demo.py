@@ -17,37 +17,19 @@ HELP = "Live re-identification demo on synthetic walkers with the shipped encode
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from stream.cmd_live import add_common
+    from cagereid.flags import alias
+    from stream.options import add_common
 
     p.add_argument("--known", type=int, default=5, help="walkers to enrol (default: 5)")
     p.add_argument("--strangers", type=int, default=3, help="walkers never enrolled (default: 3)")
-    p.add_argument("--seconds", type=float, default=12.0, help="length of the live walks (default: 12)")
+    p.add_argument("--walk-seconds", type=float, default=12.0, help="length of the live walks (default: 12)")
+    alias(p, "--seconds", "--walk-seconds", "walk_seconds", type=float, metavar="S")
     p.add_argument("--seed", type=int, default=7, help="population seed (default: 7)")
     p.add_argument("--gallery", default=None, help="keep the demo gallery in this file (default: a temporary file)")
     add_common(p)
     p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (default: when "
                    "the walks end)")
     p.add_argument("--no-dashboard", action="store_true", help="no full-screen view, only the summary")
-
-
-def enrol_synthetic(gallery_path, encoder, people: int, known: int, seed: int, stride: int, fps: float,
-                    walks: int = 3, frames: int = 240) -> dict[str, int]:
-    """Enrol walkers ``0..known-1`` of the synthetic population from ``walks`` walks each."""
-    import numpy as np
-
-    from stream.cmd_enroll import enroll_windows
-    from stream.producer import open_observations, walker_name
-    from stream.windower import windows_of_source
-
-    out = {}
-    for i in range(known):
-        spec = f"synthetic:people={people},seed={seed},ids={i},walks={walks},frames={frames},walk_seed=1"
-        obs, _ = open_observations(spec, encoder.layout, fps)
-        per_track = windows_of_source(obs, encoder.f, stride)
-        for k, windows in enumerate(per_track.values()):  # one session per walk: calibration compares walks
-            out[walker_name(i)] = out.get(walker_name(i), 0) + enroll_windows(
-                gallery_path, walker_name(i), np.stack(windows), encoder, source=f"{spec}#walk{k}")
-    return out
 
 
 def summarise(state, known_names: set[str]) -> dict:
@@ -84,7 +66,7 @@ def print_report(summary: dict, console, enrol_s: float, run_s: float, accept: s
         t.add_column(col)
     for r in summary["rows"]:
         mark = Text("✓", style="green") if r["ok"] else Text("✗", style="bold red")
-        t.add_row(str(r["track"]), r["truth"], "yes" if r["enrolled"] else "no (stranger)", r["identity"],
+        t.add_row(str(r["track"]), Text(r["truth"]), "yes" if r["enrolled"] else "no (stranger)", Text(r["identity"]),
                   f"{r['confidence']:.0%}", str(r["windows"]), mark)
     console.print(t)
     s = summary
@@ -92,7 +74,7 @@ def print_report(summary: dict, console, enrol_s: float, run_s: float, accept: s
         f"accuracy on enrolled walkers {s['accuracy']:.0%}   strangers called unknown {s['strangers_rejected']:.0%}   "
         f"unknown rate {s['unknown_rate']:.0%}   correct tracks {s['correct_tracks']}/{s['tracks']}\n"
         f"latency frame→decision p50 {s['latency_p50_ms']:.1f} ms, p95 {s['latency_p95_ms']:.1f} ms over "
-        f"{s['decisions']} decisions   enrolment {enrol_s:.1f}s, live run {run_s:.1f}s   {accept}")
+        f"{s['decisions']} decisions   enrolment {enrol_s:.1f}s, live run {run_s:.1f}s   {accept}", markup=False)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -100,38 +82,40 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from rich.console import Console
+    from rich.markup import escape
 
-    from stream.cmd_live import drive, print_summary
+    from stream.dashboard import drive, print_summary
     from stream.config import load_config
-    from stream.errors import UserError
+    from stream.errors import StreamError
     from stream.gallery import Gallery
     from stream.identify import calibrate, load_encoder
     from stream.pipeline import Pipeline
+    from stream.enrol import enrol_synthetic
     from stream.producer import walker_name
 
-    if args.known < 1 or args.strangers < 0 or args.known + args.strangers > 20 or args.seconds < 1:
-        raise UserError("need 1 <= --known, 0 <= --strangers, known + strangers <= 20 and --seconds >= 1")
+    if args.known < 1 or args.strangers < 0 or args.known + args.strangers > 20 or args.walk_seconds < 1:
+        raise StreamError("need 1 <= --known, 0 <= --strangers, known + strangers <= 20 and --walk-seconds >= 1")
     cfg = load_config(args.config, device=args.device)
     console = Console()
     people = args.known + args.strangers
     with tempfile.TemporaryDirectory(prefix="cagereid-demo-") as tmp:
         gallery = Path(args.gallery) if args.gallery else Path(tmp) / "gallery.sqlite"
         if gallery.exists():
-            raise UserError(f"{gallery}: exists; the demo writes a fresh gallery (remove it or pick another file)")
+            raise StreamError(f"{gallery}: exists; the demo writes a fresh gallery (remove it or pick another file)")
         t0 = time.time()
         console.print(f"[bold]cagereid demo[/bold]: loading the encoder "
-                      f"({args.model or 'shipped: cages/pretrained'}) ...")
+                      f"({escape(args.model or 'shipped: cages/pretrained')}) ...")
         encoder = load_encoder(args.model, cfg.device)
-        console.print(f"model {encoder.fingerprint} (f={encoder.f}, {encoder.layout}) on {encoder.device}; enrolling "
+        console.print(f"model {escape(encoder.fingerprint)} (f={encoder.f}, {encoder.layout}) on {encoder.device}; enrolling "
                       f"{args.known} synthetic walkers ({', '.join(walker_name(i) for i in range(args.known))}) ...")
         enrol_synthetic(gallery, encoder, people, args.known, args.seed, cfg.stride, cfg.fps)
         with Gallery(gallery) as g:
             accept = calibrate(g.load(encoder.fingerprint), cfg)
         enrol_s = time.time() - t0
-        frames = int(round(args.seconds * cfg.fps))
+        frames = int(round(args.walk_seconds * cfg.fps))
         source = (f"synthetic:people={people},seed={args.seed},frames={frames},walks=1,walk_seed=2000")
         console.print(f"live: {people} walkers at once ({args.known} enrolled + {args.strangers} strangers), "
-                      f"{args.seconds:.0f}s walks; source {source}")
+                      f"{args.walk_seconds:.0f}s walks; source {source}", markup=False)
         t1 = time.time()
         with Pipeline(cfg, source, model=args.model, gallery=gallery) as pipe:
             pipe.state.title = "cagereid demo"

@@ -7,11 +7,12 @@ HELP = "Enrol a person: walk in front of a camera / give a video or skeleton fil
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from stream.cmd_live import DEFAULT_GALLERY, add_common
+    from stream.options import DEFAULT_GALLERY, add_common
 
-    p.add_argument("--name", required=True, help="the person's name (shown on the dashboard)")
+    p.add_argument("--name", required=True, help="the person's name (shown on the dashboard; letters, digits, "
+                   "spaces and . _ - ' at most 64 characters)")
     p.add_argument("--source", required=True, help="video file, camera index (0), skeleton recording (.npz from "
-                   "`cagereid extract`) or synthetic:ids=N,... (one synthetic walker)")
+                   "`cagereid extract`) or synthetic:ids=N,... (one synthetic walker; one walk unless walks=K)")
     p.add_argument("--gallery", default=DEFAULT_GALLERY, help=f"gallery file, created if needed (default: {DEFAULT_GALLERY})")
     add_common(p)
     p.add_argument("--track", type=int, default=None, help="which track is the person (default: the longest)")
@@ -20,30 +21,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-windows", type=int, default=5, help="refuse enrolments with fewer windows (default: 5)")
 
 
-def enroll_windows(gallery_path, name: str, windows, encoder, source: str = "") -> int:
-    """Embed ``windows (N, f, J, 3)`` with ``encoder`` and store them for ``name`` in one transaction."""
-    import numpy as np
-
-    from stream.gallery import Gallery
-
-    emb = encoder.embed(np.asarray(windows, np.float32))
-    with Gallery(gallery_path) as g:
-        return g.enroll(name, emb, encoder.fingerprint, source=source)
-
-
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from stream.config import load_config
-    from stream.errors import SourceError, UserError
+    from stream.errors import SourceError, StreamError
+    from stream.gallery import check_name
     from stream.identify import load_encoder
-    from stream.producer import open_observations
+    from stream.producer import check_source, open_observations
+    from stream.enrol import enroll_windows, finite_source
     from stream.windower import windows_of_source
 
+    name = check_name(args.name, "--name")
+    if args.min_windows < 1 or (args.seconds is not None and not args.seconds > 0):
+        raise StreamError("need --min-windows >= 1 and --seconds > 0")
     cfg = load_config(args.config, device=args.device)
-    encoder = load_encoder(args.model, cfg.device)
     seconds = args.seconds if args.seconds is not None else (10.0 if str(args.source).isdigit() else None)
-    obs, _ = open_observations(args.source, encoder.layout, cfg.fps)
+    source = finite_source(args.source, seconds)
+    check_source(source, open_it=True)
+    encoder = load_encoder(args.model, cfg.device)
+    obs, _ = open_observations(source, encoder.layout, cfg.fps)
     per_track = windows_of_source(obs, encoder.f, cfg.stride, track=args.track, max_seconds=seconds)
     if not per_track:
         raise SourceError(f"{args.source}: no complete {encoder.f}-frame skeleton windows"
@@ -51,10 +48,10 @@ def run(args: argparse.Namespace) -> int:
     track = args.track if args.track is not None else max(per_track, key=lambda t: len(per_track[t]))
     windows = np.stack(per_track[track])
     if len(windows) < args.min_windows:
-        raise UserError(f"{args.source}: only {len(windows)} windows of track {track} (need {args.min_windows}); "
+        raise StreamError(f"{args.source}: only {len(windows)} windows of track {track} (need {args.min_windows}); "
                         "use a longer walk")
-    n = enroll_windows(args.gallery, args.name, windows, encoder, source=f"{args.source}#track{track}")
+    n = enroll_windows(args.gallery, name, windows, encoder, source=f"{source}#track{track}")
     others = f" ({len(per_track) - 1} other tracks ignored)" if len(per_track) > 1 else ""
-    print(f"enrolled {args.name}: {n} embeddings from track {track} of {args.source}{others} into {args.gallery} "
+    print(f"enrolled {name}: {n} embeddings from track {track} of {args.source}{others} into {args.gallery} "
           f"(model {encoder.fingerprint})")
     return 0

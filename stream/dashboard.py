@@ -7,8 +7,10 @@ The live loop only calls ``live.update(render(state))``; tests render into a cap
 """
 from __future__ import annotations
 
+import signal
 import time
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -58,9 +60,11 @@ class DashboardState:
     latencies_ms: deque = field(default_factory=lambda: deque(maxlen=5000))  # frame published -> decision
     decisions: int = 0
     malformed_events: int = 0
+    spoofed_events: int = 0  # well-formed events from the wrong sender (a stage speaking for another one)
     problems: deque = field(default_factory=lambda: deque(maxlen=3))
     first_decision: float = 0.0  # t_decided of the first and the latest decision (throughput)
     last_decision: float = 0.0
+    newest_t_pub: float = 0.0  # newest source frame that has reached a decision (how `cagereid soak` sees recovery)
     stall_s: float = 3.0
     max_rows: int = 24
 
@@ -74,6 +78,7 @@ class DashboardState:
         self.decisions += 1
         self.first_decision = self.first_decision or msg.t_decided
         self.last_decision = msg.t_decided
+        self.newest_t_pub = max(self.newest_t_pub, msg.t_pub)
 
     def on_stats(self, msg: StatsMsg, now: float | None = None) -> None:
         row = self.stages.setdefault(msg.stage, StageRow(msg.stage))
@@ -125,9 +130,9 @@ def make_tracks(state: DashboardState, now: float) -> Table:
     for r in sorted(rows, key=lambda r: r.track):
         age = now - r.last_update
         cells = [str(r.track), _identity_text(r.identity), f"{r.confidence:.0%}", str(r.windows),
-                 f"{r.best} {r.score:+.2f}" if r.best else "-"]
+                 Text(f"{r.best} {r.score:+.2f}") if r.best else "-"]  # Text: names are never markup
         if show_truth:
-            cells.append(r.label or "-")
+            cells.append(Text(r.label or "-"))
         cells.append(Text(_fmt_age(age), style="dim" if age > state.stall_s else ""))
         t.add_row(*cells)
     if not state.tracks:
@@ -175,7 +180,7 @@ def make_header(state: DashboardState, now: float) -> Text:
     txt = Text()
     txt.append(f"{state.title}", style="bold")
     txt.append(f"   gallery {state.gallery_size} people   model {fp} on {dev}   up {now - state.started:.0f}s\n")
-    txt.append(f"source {state.source}", style="dim")
+    txt.append(f"source {state.source}", style="dim")  # Text.append: plain text, never markup
     return txt
 
 
@@ -183,7 +188,7 @@ def make_footer(state: DashboardState) -> Group:
     p50, p95 = state.latency()
     lat = "n/a" if np.isnan(p50) else f"p50 {p50:.1f} ms  p95 {p95:.1f} ms"
     line = Text(f"latency frame→decision {lat}   decisions {state.decisions}   "
-                f"malformed events {state.malformed_events}   Ctrl-C to stop")
+                f"malformed events {state.malformed_events}   spoofed {state.spoofed_events}   Ctrl-C to stop")
     probs = [Text(p, style="red") for p in state.problems]
     return Group(line, *probs)
 
@@ -202,3 +207,94 @@ def render(state: DashboardState, now: float | None = None) -> Layout:
     )
     layout["rest"].update(Text(""))
     return layout
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a service manager, ``kill``): stop the stages, print the summary, exit 0."""
+
+
+@contextmanager
+def sigterm_stops():
+    """While active, SIGTERM raises `Terminated` in the main thread (like Ctrl-C raises KeyboardInterrupt); the
+    previous handler comes back afterwards, and a second SIGTERM while stopping is ignored."""
+    def handler(*_):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough: the stop that follows must finish
+        raise Terminated()
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def exit_status(reason: str) -> int:
+    """0 for a run that ended as asked (duration, source finished, SIGTERM), 130 for Ctrl-C, 1 for a failure."""
+    return {"interrupted": 130}.get(reason, 1 if reason.startswith("failed") else 0)
+
+
+def drive(pipe, duration: float, dashboard: bool, console=None, idle_after_finish_s: float = 2.0) -> str:
+    """Run the started pipeline until ``duration``, or the source finished and results stopped coming.
+
+    Returns why it stopped: "duration", "finished", "interrupted" (Ctrl-C), "terminated" (SIGTERM) or
+    "failed: <reason>" (a stage spent its restart budget). Shows the live dashboard when asked and stdout is a
+    terminal.
+    """
+    from rich.console import Console
+    from rich.live import Live
+
+    console = console or Console()
+    start = time.time()
+    last_decisions, last_change = -1, time.time()
+
+    def done() -> str | None:
+        nonlocal last_decisions, last_change
+        now = time.time()
+        if pipe.state.decisions != last_decisions:
+            last_decisions, last_change = pipe.state.decisions, now
+        if pipe.failed:
+            return f"failed: {pipe.failed}"
+        if duration and now - start >= duration:
+            return "duration"
+        if pipe.producer_finished and now - last_change >= idle_after_finish_s:
+            return "finished"
+        return None
+
+    reason = None
+    try:
+        if dashboard and console.is_terminal:
+            with Live(render(pipe.state), console=console, screen=True, refresh_per_second=4,
+                      auto_refresh=False) as live:
+                last_draw = 0.0
+                while reason is None:
+                    pipe.poll(0.05)
+                    pipe.supervise()
+                    if time.time() - last_draw >= 0.25:
+                        live.update(render(pipe.state), refresh=True)
+                        last_draw = time.time()
+                    reason = done()
+        else:
+            while reason is None:
+                pipe.poll(0.05)
+                pipe.supervise()
+                reason = done()
+    except Terminated:
+        reason = "terminated"
+    except KeyboardInterrupt:
+        reason = "interrupted"
+    return reason
+
+
+def print_summary(state, console, now: float | None = None) -> None:
+    """Tracks and stage health as they were at ``now`` (the moment the run stopped), then latency."""
+    from rich.markup import escape
+    from rich.panel import Panel
+
+    now = time.time() if now is None else now
+    console.print(Panel(make_tracks(state, now), title="tracks"))
+    console.print(Panel(make_health(state, now), title="pipeline health"))
+    p50, p95 = state.latency()
+    console.print(f"decisions {state.decisions}   latency frame→decision p50 {p50:.1f} ms, p95 {p95:.1f} ms   "
+                  f"malformed events {state.malformed_events}, spoofed {state.spoofed_events}")
+    for p in state.problems:
+        console.print(f"[red]{escape(p)}[/red]")

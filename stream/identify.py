@@ -4,7 +4,9 @@ Binds a PULL socket for windows (the windower connects). Each loop drains what i
 backlog (oldest dropped first when it overflows), drops windows older than ``max_window_age_s`` (so latency
 stays bounded when the machine cannot keep up), encodes up to ``batch_max`` windows in one call on the best
 device, matches them against the gallery and publishes one `DecisionMsg` per window on the events bus.
-The gallery file is re-read when another process commits to it (enrolment while live).
+The gallery file is re-read when another process commits to it (enrolment while live), by a background thread
+(`GalleryWatcher`): a locked or slow gallery never holds up the real-time loop, which only swaps in the new
+matcher when one is ready.
 
 Models: a checkpoint folder/file written by ``cagereid train`` (loaded with `cages.features.CageExtractor`),
 or ``package.module:factory`` naming a function that returns an object with ``embed(windows (B, f, J, 3))
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -24,7 +27,7 @@ import numpy as np
 from cages.matcher import RunningMean
 from stream.config import StreamConfig
 from stream.decision import TrackDecider
-from stream.errors import UserError
+from stream.errors import StreamError
 from stream.messages import DecisionMsg, MessageError, Window, WindowMsg, decode
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "cages" / "pretrained"  # = cages.pretrained.PATH
@@ -52,7 +55,7 @@ def _checkpoint_meta(path: Path) -> dict:
             try:
                 return json.loads(cand.read_text())
             except json.JSONDecodeError:
-                raise UserError(f"{cand}: model metadata is not valid JSON") from None
+                raise StreamError(f"{cand}: model metadata is not valid JSON") from None
     return {}
 
 
@@ -69,16 +72,19 @@ def load_encoder(spec: str | Path | None = None, device: str = "auto") -> Encode
         try:
             impl = getattr(importlib.import_module(modname), func)()
         except (ImportError, AttributeError) as exc:
-            raise UserError(f"model factory {spec!r}: {exc}") from None
+            raise StreamError(f"model factory {spec!r}: {exc}") from None
         return Encoder(impl, impl.f, impl.layout, impl.fingerprint, device, spec)
     path = Path(spec)
     if not path.exists():
-        raise UserError(f"{path}: no such model (a folder written by `cagereid train --out`)")
+        raise StreamError(f"{path}: no such model (a folder written by `cagereid train --out`)")
     if path.is_dir() and not (path / "encoder.pt").exists():
-        raise UserError(f"{path}: no encoder.pt in this folder (train one with `cagereid train --out {path}`)")
+        raise StreamError(f"{path}: no encoder.pt in this folder (train one with `cagereid train --out {path}`)")
     from cages.features import CageExtractor
 
-    impl = CageExtractor.from_checkpoint(path, device=device)
+    try:
+        impl = CageExtractor.from_checkpoint(path, device=device)
+    except Exception as exc:  # noqa: BLE001 - a truncated, garbage or foreign file: one line naming it
+        raise StreamError(f"{path}: cannot load this model ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
     try:
         impl.trace()  # same numbers, ~1.4x faster on CPU at live batch sizes
     except Exception as exc:  # noqa: BLE001 - a model, device or torch TorchScript cannot trace works untraced
@@ -87,7 +93,7 @@ def load_encoder(spec: str | Path | None = None, device: str = "auto") -> Encode
     f = getattr(getattr(impl, "cfg", None), "f", None) or meta.get("f") or meta.get("length")
     layout = meta.get("layout") or "kinect_v1"
     if not f:
-        raise UserError(f"{path}: model metadata does not say its window length f")
+        raise StreamError(f"{path}: model metadata does not say its window length f")
     return Encoder(impl, int(f), str(layout), str(impl.fingerprint), device, str(path))
 
 
@@ -113,43 +119,102 @@ def calibrate(data, cfg: StreamConfig) -> float | None:
     return t
 
 
+class Matching:
+    """What a gallery gives the matcher: names, a `cages.matcher.Matcher` (None for an empty gallery) and the
+    acceptance score (configured, or calibrated on the gallery)."""
+
+    def __init__(self, data, cfg: StreamConfig) -> None:
+        from cages.matcher import Matcher
+
+        self.names = data.names
+        self.matcher = Matcher(data.embeddings, data.person, cfg.metric, cfg.reduce) if data.names else None
+        self.accept_score = cfg.accept_score if cfg.accept_score is not None else calibrate(data, cfg)
+
+
+class GalleryWatcher:
+    """Keeps a `Matching` of the gallery file up to date from a background thread.
+
+    `load_now()` reads it once (start-up; errors raise). `start()` then polls ``PRAGMA data_version`` every
+    ``poll_s`` in a thread (SQLite waits for locks without the GIL) and rebuilds the matching when another
+    process committed; the real-time loop calls `take()`, which never blocks: it returns the newest matching
+    (or None) and the last error (a locked or damaged gallery: the loop keeps matching on the old one)."""
+
+    def __init__(self, path: Path, fingerprint: str, cfg: StreamConfig, poll_s: float = 1.0) -> None:
+        self.path, self.fingerprint, self.cfg, self.poll_s = Path(path), fingerprint, cfg, poll_s
+        self._gallery = None
+        self._version = None
+        self._ready: Matching | None = None
+        self.error: str | None = None
+        self.reloads = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _check(self, force: bool = False) -> Matching | None:
+        from stream.gallery import Gallery
+
+        if self._gallery is None:
+            if not self.path.exists():
+                return None
+            self._gallery = Gallery(self.path, create=False, readonly=True, check_same_thread=False)
+        version = self._gallery.version()
+        if not force and version == self._version:
+            return None
+        m = Matching(self._gallery.load(self.fingerprint), self.cfg)
+        self._version = version
+        return m
+
+    def load_now(self) -> Matching | None:
+        return self._check(force=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            try:
+                m = self._check()
+                self.error = None
+            except Exception as exc:  # noqa: BLE001 - shown on the dashboard; matching goes on with the old one
+                self.error = str(exc)
+                continue
+            if m is not None:
+                self._ready = m
+                self.reloads += 1
+        if self._gallery is not None:
+            self._gallery.close()
+
+    def start(self) -> "GalleryWatcher":
+        self._thread = threading.Thread(target=self._run, name="gallery-watcher", daemon=True)
+        self._thread.start()
+        return self
+
+    def take(self) -> Matching | None:
+        m, self._ready = self._ready, None
+        return m
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(1.0)  # a thread stuck on a lock is a daemon: it ends with the process
+
+
 class Identifier:
     """The pure part of the stage: windows in, decisions out (model, gallery and deciders, no sockets)."""
 
     def __init__(self, encoder: Encoder, cfg: StreamConfig, gallery_path: str | Path | None) -> None:
         self.encoder, self.cfg = encoder, cfg
-        self.gallery_path = Path(gallery_path) if gallery_path else None
         self.deciders: dict[int, TrackDecider] = {}
         self.recent: dict[int, RunningMean] = {}  # track -> mean of its last `pool_windows` embeddings
         self.last_seen: dict[int, float] = {}
-        self._gallery = None
-        self._version = None
         self.names: list[str] = []
         self.matcher = None
         self.accept_score: float | None = cfg.accept_score
-        self.reload(force=True)
+        self.watcher = GalleryWatcher(Path(gallery_path), encoder.fingerprint, cfg) if gallery_path else None
+        if self.watcher is not None:
+            self.use(self.watcher.load_now())
 
-    def reload(self, force: bool = False) -> bool:
-        """Re-read the gallery if it changed; return True when it did."""
-        from cages.matcher import Matcher
-        from stream.gallery import Gallery
-
-        if self.gallery_path is None:
+    def use(self, m: Matching | None) -> bool:
+        """Switch to a new gallery matching (between batches); return True when there was one."""
+        if m is None:
             return False
-        if self._gallery is None:
-            if not self.gallery_path.exists():
-                return False
-            self._gallery = Gallery(self.gallery_path, create=False)
-        version = self._gallery.version()
-        if not force and version == self._version:
-            return False
-        self._version = version
-        data = self._gallery.load(self.encoder.fingerprint)
-        self.names = data.names
-        self.matcher = Matcher(data.embeddings, data.person, self.cfg.metric, self.cfg.reduce) if data.names else None
-        self.accept_score = self.cfg.accept_score
-        if self.accept_score is None:
-            self.accept_score = calibrate(data, self.cfg)
+        self.names, self.matcher, self.accept_score = m.names, m.matcher, m.accept_score
         return True
 
     def process(self, batch: list[Window]) -> list[DecisionMsg]:
@@ -188,14 +253,23 @@ class Identifier:
             self.last_seen.pop(t, None)
 
 
+def receive_windows(frames: list[bytes], f: int, J: int) -> list[Window]:
+    """One message off the wire as windows the model takes (``f`` frames of ``J`` joints); `MessageError` else."""
+    msg = decode(frames, expect=(WindowMsg,))
+    if msg.windows.shape[1:3] != (f, J):
+        raise MessageError(f"windows are {msg.windows.shape[1:3]}, the model takes {(f, J)}")
+    return msg.items()
+
+
 def run(cfg: StreamConfig, model: str | None, gallery: str | None, windows_bind: str, events_addr: str,
-        control_addr: str | None) -> int:
+        control_addr: str | None, keys=None) -> int:
     """Stage main loop (own process). Reports ``f``, ``layout``, ``fingerprint`` and its bound address."""
     import zmq
 
+    from stream.messages import max_part_bytes
     from stream.runtime import StageRuntime
 
-    rt = StageRuntime("identify", cfg, events_addr, control_addr)
+    rt = StageRuntime("identify", cfg, events_addr, control_addr, keys)
     try:
         encoder = load_encoder(model, cfg.device)
         ident = Identifier(encoder, cfg, gallery)
@@ -204,25 +278,18 @@ def run(cfg: StreamConfig, model: str | None, gallery: str | None, windows_bind:
         J = get_layout(encoder.layout).J
         for b in (1, cfg.batch_max):  # warm up (first calls allocate) so the first real windows are not late
             encoder.embed(np.zeros((b, encoder.f, J, 3), np.float32))
+        pull = rt.socket(zmq.PULL, "windows", bind=windows_bind, max_part=max_part_bytes(cfg.max_tracks, encoder.f, J))
     except Exception as exc:  # noqa: BLE001 - reported to the supervisor, which shows it and stops
-        rt.state = "error"
-        rt.info["error"] = f"{type(exc).__name__}: {exc}"
-        for _ in range(4):
-            rt.tick(force=True)
-            time.sleep(cfg.heartbeat_s / 2)
-        rt.close()
-        return 1
-    pull = rt.ctx.socket(zmq.PULL)
+        return rt.fail(exc)
     pull.setsockopt(zmq.RCVHWM, cfg.windows_hwm)
-    pull.setsockopt(zmq.LINGER, 0)
-    host, port = windows_bind.rsplit(":", 1)
-    port = str(pull.bind_to_random_port(host)) if port == "0" else (pull.bind(windows_bind) or port)
-    rt.info.update(address=f"{host}:{port}", f=str(encoder.f), layout=encoder.layout,
+    rt.info.update(address=rt.bound_address(pull), f=str(encoder.f), layout=encoder.layout,
                    fingerprint=encoder.fingerprint, device=encoder.device, model=encoder.source)
     backlog: deque[Window] = deque()
     poller = zmq.Poller()
     poller.register(pull, zmq.POLLIN)
-    last_reload = time.time()
+    last_expire = time.time()
+    if ident.watcher is not None:
+        ident.watcher.start()
     rt.settle()
     rt.state = "running"
     rt.tick(force=True)
@@ -237,13 +304,10 @@ def run(cfg: StreamConfig, model: str | None, gallery: str | None, windows_bind:
                 except zmq.Again:
                     break
                 try:
-                    msg = decode(frames, expect=(WindowMsg,))
-                    if msg.windows.shape[1:3] != (encoder.f, J):
-                        raise MessageError(f"windows are {msg.windows.shape[1:3]}, the model takes {(encoder.f, J)}")
+                    items = receive_windows(frames, encoder.f, J)
                 except MessageError:
                     rt.counters["malformed"] += 1
                     continue
-                items = msg.items()
                 rt.counters["received"] += len(items)
                 backlog.extend(items)
                 while len(backlog) > cfg.windows_hwm:
@@ -263,13 +327,14 @@ def run(cfg: StreamConfig, model: str | None, gallery: str | None, windows_bind:
                 rt.counters["batches"] += 1
                 rt.gauges["batch_ms"] = (time.perf_counter() - t0) * 1e3
                 rt.gauges["batch"] = float(len(batch))
-            if now - last_reload > 1.0:
-                last_reload = now
-                try:
-                    ident.reload()
+            if ident.watcher is not None:  # never blocks: the watcher thread did the reading
+                ident.use(ident.watcher.take())
+                if ident.watcher.error:
+                    rt.info["error"] = ident.watcher.error
+                else:
                     rt.info.pop("error", None)
-                except Exception as exc:  # noqa: BLE001 - keep running on the old gallery, show the problem
-                    rt.info["error"] = str(exc)
+            if now - last_expire > 1.0:
+                last_expire = now
                 ident.expire(now)
             rt.gauges["gallery"] = float(len(ident.names))
             if ident.accept_score is not None:
@@ -277,6 +342,8 @@ def run(cfg: StreamConfig, model: str | None, gallery: str | None, windows_bind:
             rt.check_control()
             rt.tick()
     finally:
+        if ident.watcher is not None:
+            ident.watcher.stop()
         pull.close()
         rt.close()
     return 0

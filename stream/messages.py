@@ -23,13 +23,31 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from stream.errors import StreamError
+
 SCHEMA_VERSION = 2  # 2: frame and window messages carry every track of one source frame
 _DTYPES = {"float32", "float64", "bool", "int64", "uint8"}
 _MAX_ELEMENTS = 1 << 20  # no legitimate message is bigger than this (a 64-window batch is ~25k values)
 _MAX_HEADER = 64 * 1024
+MAX_INT = 2**53  # JSON integers beyond this lose precision in floats (and `10**400` would overflow float())
+MAX_TRACK = 2**31 - 1  # track ids are 0..MAX_TRACK (a restarted producer adds 100000 per restart)
+MAX_TEXT = 256  # names, labels, identities, stage names
+MAX_INFO = 4096  # one stats info value (an error message)
+MAX_KEYS = 256  # counters / info entries in one stats message
+MAX_TIME = 1e11  # timestamps are time.time() seconds (year ~5100)
+STAGES = ("producer", "windower", "identify")
+STATES = ("starting", "ready", "running", "finished", "error")
+COMMANDS = ("stop", "alive")  # "alive": the supervisor's heartbeat; a stage that stops hearing it exits
 
 
-class MessageError(ValueError):
+def max_part_bytes(max_tracks: int, f: int, J: int) -> int:
+    """The largest part (header or array buffer) of a legal message for a stream of at most ``max_tracks``
+    tracks per source frame, ``f``-frame windows and ``J`` joints: the bound every socket gets as
+    ``ZMQ_MAXMSGSIZE`` (plus transport overhead), so a huge message is refused before it is buffered."""
+    return max(_MAX_HEADER, max_tracks * max(f, 1) * J * 3 * 4)
+
+
+class MessageError(StreamError):
     """A received message is malformed; the receiver counts it and drops it."""
 
 
@@ -56,26 +74,29 @@ def _unpack(frames: list[bytes]) -> tuple[bytes, dict, dict[str, np.ndarray]]:
         raise MessageError("header too large")
     try:
         head = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # bad UTF-8/JSON, a 5000-digit integer, nesting too deep
         raise MessageError("header is not JSON") from None
     if not isinstance(head, dict):
         raise MessageError("header is not a JSON object")
     if head.get("v") != SCHEMA_VERSION:
-        raise MessageError(f"schema version {head.get('v')!r}, expected {SCHEMA_VERSION}")
+        raise MessageError(f"schema version {str(head.get('v'))[:20]}, expected {SCHEMA_VERSION}")
     specs = head.get("arrays", [])
-    if not isinstance(specs, list) or len(specs) != len(frames) - 2:
-        raise MessageError(f"header lists {len(specs) if isinstance(specs, list) else '?'} arrays, "
-                           f"got {len(frames) - 2} buffers")
+    if not isinstance(specs, list) or len(specs) > 8:
+        raise MessageError("bad array list")
+    if len(specs) != len(frames) - 2:
+        raise MessageError(f"header lists {len(specs)} arrays, got {len(frames) - 2} buffers")
     arrays = {}
     for spec, buf in zip(specs, frames[2:]):
         if not isinstance(spec, dict):
             raise MessageError("array spec is not an object")
         name, dtype, shape = spec.get("name"), spec.get("dtype"), spec.get("shape")
-        if not isinstance(name, str) or dtype not in _DTYPES:
-            raise MessageError(f"bad array name/dtype {name!r}/{dtype!r}")
+        if not isinstance(name, str) or not isinstance(dtype, str) or dtype not in _DTYPES:
+            raise MessageError(f"bad array name/dtype {str(name)[:20]!r}/{str(dtype)[:20]!r}")
         if (not isinstance(shape, list) or len(shape) > 6
                 or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s for s in shape)):
-            raise MessageError(f"bad shape {shape!r} for {name}")
+            raise MessageError(f"bad shape {str(shape)[:40]} for {name[:20]}")
+        if any(s > _MAX_ELEMENTS for s in shape):
+            raise MessageError(f"bad shape for {name}")
         n = math.prod(shape)
         if n > _MAX_ELEMENTS:
             raise MessageError(f"array {name} too large ({n} elements)")
@@ -87,29 +108,48 @@ def _unpack(frames: list[bytes]) -> tuple[bytes, dict, dict[str, np.ndarray]]:
     return topic, head, arrays
 
 
-def _get(head: dict, key: str, kind: type | tuple, optional: bool = False) -> Any:
-    if key not in head:
-        if optional:
-            return None
-        raise MessageError(f"header misses {key!r}")
-    value = head[key]
-    if isinstance(value, bool) and kind in (int, float, (int, float)):
-        raise MessageError(f"header field {key!r} has type bool")
-    if kind is float:
-        kind = (int, float)
-    if not isinstance(value, kind):
-        raise MessageError(f"header field {key!r} has type {type(value).__name__}")
+def _check_value(key: str, value: Any, kind: type, lo: float | None = None, hi: float | None = None) -> Any:
+    """``value`` as ``kind`` (int, float or str) within ``[lo, hi]`` (length for str), else `MessageError`.
+    bool is not a number here; a float is finite; an int beyond `MAX_INT` is refused before any float()."""
+    if kind is str:
+        if not isinstance(value, str) or len(value) > (MAX_TEXT if hi is None else hi):
+            raise MessageError(f"header field {key!r} needs a string of at most {hi or MAX_TEXT} characters")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
+        raise MessageError(f"header field {key!r} has type {type(value).__name__}, expected {kind.__name__}")
+    if isinstance(value, int) and abs(value) > MAX_INT:
+        raise MessageError(f"header field {key!r} is out of range")
+    value = kind(value)
     if isinstance(value, float) and not math.isfinite(value):
         raise MessageError(f"header field {key!r} is not finite")
+    lo = -MAX_INT if lo is None else lo
+    hi = MAX_INT if hi is None else hi
+    if not lo <= value <= hi:
+        raise MessageError(f"header field {key!r} = {value!r} is outside {lo}..{hi}")
     return value
 
 
-def _list(head: dict, key: str, n: int, kind: type) -> list:
-    """A header list of exactly ``n`` values of ``kind`` (bool is not an int here)."""
+def _get(head: dict, key: str, kind: type, lo: float | None = None, hi: float | None = None) -> Any:
+    """Header field ``key`` of type ``kind`` (int, float, str, dict or list); numbers within ``[lo, hi]``."""
+    if key not in head:
+        raise MessageError(f"header misses {key!r}")
+    if kind in (dict, list):
+        if not isinstance(head[key], kind):
+            raise MessageError(f"header field {key!r} has type {type(head[key]).__name__}")
+        return head[key]
+    return _check_value(key, head[key], kind, lo, hi)
+
+
+def _time(head: dict, key: str) -> float:
+    return _get(head, key, float, 0.0, MAX_TIME)
+
+
+def _list(head: dict, key: str, n: int, kind: type, lo: float | None = None, hi: float | None = None) -> list:
+    """A header list of exactly ``n`` values of ``kind`` (bool is not an int here), each within range."""
     value = _get(head, key, list)
-    if len(value) != n or not all(isinstance(v, kind) and not isinstance(v, bool) for v in value):
+    if len(value) != n:
         raise MessageError(f"header field {key!r} needs {n} {kind.__name__} values")
-    return value
+    return [_check_value(key, v, kind, lo, hi) for v in value]
 
 
 @dataclass
@@ -151,11 +191,11 @@ class FrameMsg:
         if valid is None or valid.shape != joints.shape[:2] or valid.dtype != bool:
             raise MessageError("frame needs valid (T, J) bool")
         n = joints.shape[0]
-        tracks = _list(head, "tracks", n, int)
+        tracks = _list(head, "tracks", n, int, 0, MAX_TRACK)
         if len(set(tracks)) != n:
             raise MessageError("frame lists a track twice")
-        return cls(seq=_get(head, "seq", int), frame=_get(head, "frame", int),
-                   t_capture=float(_get(head, "t_capture", float)), t_pub=float(_get(head, "t_pub", float)),
+        return cls(seq=_get(head, "seq", int, 0), frame=_get(head, "frame", int, 0),
+                   t_capture=_get(head, "t_capture", float, -MAX_TIME, MAX_TIME), t_pub=_time(head, "t_pub"),
                    tracks=tracks, joints=joints, valid=valid,
                    producer=_get(head, "producer", str), labels=_list(head, "labels", n, str))
 
@@ -204,8 +244,11 @@ class WindowMsg:
         if w is None or w.ndim != 4 or w.shape[3] != 3 or w.dtype != np.float32 or not np.isfinite(w).all():
             raise MessageError("window message needs a finite (K, f, J, 3) float32 array")
         n = w.shape[0]
-        return cls(frame=_get(head, "frame", int), t_pub=float(_get(head, "t_pub", float)),
-                   tracks=_list(head, "tracks", n, int), windows=w, labels=_list(head, "labels", n, str))
+        tracks = _list(head, "tracks", n, int, 0, MAX_TRACK)
+        if len(set(tracks)) != n:
+            raise MessageError("window message lists a track twice")
+        return cls(frame=_get(head, "frame", int, 0), t_pub=_time(head, "t_pub"),
+                   tracks=tracks, windows=w, labels=_list(head, "labels", n, str))
 
 
 @dataclass
@@ -230,11 +273,10 @@ class DecisionMsg:
 
     @classmethod
     def from_head(cls, head: dict, arrays: dict) -> "DecisionMsg":
-        return cls(track=_get(head, "track", int), identity=_get(head, "identity", str),
-                   confidence=float(_get(head, "confidence", float)), windows=_get(head, "windows", int),
-                   score=float(_get(head, "score", float)), best=_get(head, "best", str),
-                   t_pub=float(_get(head, "t_pub", float)), t_decided=float(_get(head, "t_decided", float)),
-                   label=_get(head, "label", str))
+        return cls(track=_get(head, "track", int, 0, MAX_TRACK), identity=_get(head, "identity", str),
+                   confidence=_get(head, "confidence", float, 0.0, 1.0), windows=_get(head, "windows", int, 0),
+                   score=_get(head, "score", float, -1e6, 1e6), best=_get(head, "best", str),
+                   t_pub=_time(head, "t_pub"), t_decided=_time(head, "t_decided"), label=_get(head, "label", str))
 
 
 @dataclass
@@ -261,10 +303,15 @@ class StatsMsg:
     @classmethod
     def from_head(cls, head: dict, arrays: dict) -> "StatsMsg":
         counters, info = _get(head, "counters", dict), _get(head, "info", dict)
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in counters.values()):
-            raise MessageError("stats counters must be numbers")
-        return cls(stage=_get(head, "stage", str), pid=_get(head, "pid", int), state=_get(head, "state", str),
-                   t=float(_get(head, "t", float)), counters=counters, info={str(k): str(v) for k, v in info.items()})
+        if len(counters) > MAX_KEYS or len(info) > MAX_KEYS or any(len(k) > MAX_TEXT for k in [*counters, *info]):
+            raise MessageError("stats carry too many or too long keys")
+        counters = {k: _check_value(f"counters.{k[:20]}", v, float, -1e15, 1e15) for k, v in counters.items()}
+        info = {k: _check_value(f"info.{k[:20]}", v, str, hi=MAX_INFO) for k, v in info.items()}
+        stage, state = _get(head, "stage", str), _get(head, "state", str)
+        if stage not in STAGES or state not in STATES:
+            raise MessageError(f"unknown stage/state {stage[:20]!r}/{state[:20]!r}")
+        return cls(stage=stage, pid=_get(head, "pid", int, 1, 2**31), state=state, t=_time(head, "t"),
+                   counters=counters, info=info)
 
 
 @dataclass
@@ -279,7 +326,10 @@ class ControlMsg:
 
     @classmethod
     def from_head(cls, head: dict, arrays: dict) -> "ControlMsg":
-        return cls(command=_get(head, "command", str))
+        command = _get(head, "command", str)
+        if command not in COMMANDS:
+            raise MessageError(f"unknown control command {command[:20]!r}")
+        return cls(command=command)
 
 
 MESSAGES = {cls.TOPIC: cls for cls in (FrameMsg, WindowMsg, DecisionMsg, StatsMsg, ControlMsg)}
@@ -293,4 +343,6 @@ def decode(frames: list[bytes], expect: tuple[type, ...] | None = None):
         raise MessageError(f"unknown topic {topic[:20]!r}")
     if expect and cls not in expect:
         raise MessageError(f"unexpected {topic.decode(errors='replace')} message")
+    if any(not isinstance(k, str) for k in head):  # JSON object keys are always strings; belt and braces
+        raise MessageError("bad header keys")
     return cls.from_head(head, arrays)

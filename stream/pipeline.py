@@ -8,43 +8,49 @@ Topology (every arrow a ZeroMQ socket pair; the binding side is the one that is 
                                                                      heartbeats, decisions) -> dashboard
     supervisor [PUB bind control] ---> SUB in every stage ("stop")
 
-Ports left at 0 in `StreamConfig` are chosen once at start-up and kept, so a restarted stage binds or
-connects to the same address and its peers reconnect. Start-up is a handshake, not a sleep: identify and
-windower start together; the producer starts once both report "running" on the events bus.
+Ports left at 0 in `StreamConfig` are picked by the binding socket itself at start-up (no probe-then-bind race)
+and kept, so a restarted stage binds or connects to the same address and its peers reconnect. Start-up is a
+handshake, not a sleep: identify starts first and reports its model (window length, joint layout) and address;
+the windower then starts with the joint count of that layout; the producer starts once both report "running".
+
+Every bus is CURVE-encrypted with keys made for this run and admits only the run's own processes
+(`stream.security`); the supervisor believes a stats message only from the stage it names and a decision only
+from identify. Stages die with the supervisor (parent-death signal, and the "alive" heartbeat on the control
+bus). A stage that dies more than ``restart_budget`` times within ``restart_window_s`` ends the run (`failed`).
 """
 from __future__ import annotations
 
 import multiprocessing as mp
-import socket
+import os
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import zmq
 
+from stream import security
 from stream.config import StreamConfig
 from stream.dashboard import DashboardState, StageRow
-from stream.errors import UserError
-from stream.messages import ControlMsg, DecisionMsg, MessageError, StatsMsg, decode
+from stream.errors import StreamError
+from stream.messages import _MAX_HEADER, ControlMsg, DecisionMsg, MessageError, StatsMsg, decode
 
 STAGES = ("identify", "windower", "producer")
+STABLE_S = 10.0  # a stage that ran this long before dying is restarted at once (no back-off)
 
 
-def _stage_main(name: str, kwargs: dict) -> int:
-    """Process entry point (importable, so the spawn start method can find it)."""
+def _stage_main(name: str, kwargs: dict, parent_pid: int) -> int:
+    """Process entry point (importable, so the spawn start method can find it). The keys in ``kwargs`` arrive
+    through the spawn start method's pipe, never on a command line."""
     import importlib
-    import os
     import sys
 
+    from stream.runtime import die_with_parent
+
+    die_with_parent(parent_pid)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     mod = importlib.import_module(f"stream.{name}")
     sys.exit(mod.run(**kwargs))
-
-
-def free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -55,6 +61,9 @@ class StageProc:
     restarts: int = 0
     died_at: float = 0.0
     finished: bool = False
+    deaths: deque = field(default_factory=deque)  # when it died, within the restart window
+    started_at: float = 0.0
+    quick_deaths: int = 0  # deaths in a row less than STABLE_S after a start
 
 
 @dataclass
@@ -66,42 +75,51 @@ class Pipeline:
     realtime: bool = True
     restart: bool = True
     state: DashboardState = field(default_factory=DashboardState)
+    extra_peers: tuple[str, ...] = ()  # tests and `cagereid soak`: authenticated fault injectors (`peer_socket`)
 
     def __post_init__(self) -> None:
         self.ctx = zmq.Context()
         self.mp = mp.get_context("spawn")
         self.procs: dict[str, StageProc] = {}
         self.f: int | None = None
+        self.J: int | None = None
         self.state.source = str(self.source)
         self.state.stall_s = self.cfg.stage_timeout_s
+        self.keys = security.RunKeys.generate(tuple(self.extra_peers))
+        self.failed: str | None = None  # why the run gave up (restart budget spent); None while healthy
         self._started = False
+        self._last_alive = 0.0
 
     # --- lifecycle ------------------------------------------------------------------------------------
     def start(self, timeout_s: float = 120.0) -> "Pipeline":
         c = self.cfg
-        port = lambda p: p or free_port(c.host)  # noqa: E731 - 0 = pick once, keep across restarts
-        self.addr = {k: c.address(port(getattr(c, f"{k}_port"))) for k in ("frames", "windows", "events", "control")}
-        self.events = self.ctx.socket(zmq.SUB)
+        mine = self.keys.for_stage("supervisor")
+        self.auth = security.Authenticator(self.ctx, mine.allow)
+        self.addr = {k: c.address(getattr(c, f"{k}_port")) for k in ("frames", "windows", "events", "control")}
+        self.events = self._bind(zmq.SUB, "events", mine)
         self.events.setsockopt(zmq.RCVHWM, c.events_hwm)
         self.events.setsockopt(zmq.SUBSCRIBE, b"")
-        self.events.setsockopt(zmq.LINGER, 0)
-        self.events.bind(self.addr["events"])
-        self.control = self.ctx.socket(zmq.PUB)
-        self.control.setsockopt(zmq.LINGER, 0)
-        self.control.bind(self.addr["control"])
+        self.control = self._bind(zmq.PUB, "control", mine)
         common = dict(cfg=c, events_addr=self.addr["events"], control_addr=self.addr["control"])
         self.procs["identify"] = StageProc("identify", dict(common, model=self.model, windows_bind=self.addr["windows"],
                                                             gallery=str(self.gallery) if self.gallery else None))
         self._spawn("identify")
-        self.f = c.f or None
-        if self.f is None:
-            self._wait(lambda: "f" in self._info("identify"), timeout_s, "the encoder to load")
-            self.f = int(self._info("identify")["f"])
-        self.procs["windower"] = StageProc("windower", dict(common, f=self.f, frames_bind=self.addr["frames"],
+        self._wait(lambda: self._running("identify"), timeout_s, "the encoder to load")
+        info = self._info("identify")
+        self.f = int(info["f"])
+        if c.f and c.f != self.f:
+            self.stop()
+            raise StreamError(f"config f = {c.f}, but the model takes {self.f}-frame windows (set f: 0)")
+        from pose.layouts import get_layout
+
+        layout = info.get("layout") or c.layout  # the producer sends, and the windower expects, the model's layout
+        self.J = get_layout(layout).J
+        self.addr["windows"] = self.procs["identify"].kwargs["windows_bind"] = info["address"]  # port 0 -> picked
+        self.procs["windower"] = StageProc("windower", dict(common, f=self.f, J=self.J, frames_bind=self.addr["frames"],
                                                             windows_connect=self.addr["windows"]))
         self._spawn("windower")
-        self._wait(lambda: all(self._running(s) for s in ("identify", "windower")), timeout_s, "identify and windower")
-        layout = self._info("identify").get("layout") or c.layout  # the producer sends the model's layout
+        self._wait(lambda: self._running("windower"), timeout_s, "the windower")
+        self.addr["frames"] = self.procs["windower"].kwargs["frames_bind"] = self._info("windower")["address"]
         common["cfg"] = c.with_overrides(layout=layout)
         self.procs["producer"] = StageProc("producer", dict(common, source=str(self.source), realtime=self.realtime,
                                                             frames_connect=self.addr["frames"]))
@@ -109,12 +127,41 @@ class Pipeline:
         self._started = True
         return self
 
+    def _bind(self, kind: int, bus: str, keys: security.StageKeys) -> zmq.Socket:
+        sock = self.ctx.socket(kind)
+        sock.setsockopt(zmq.LINGER, 0)
+        security.serve(sock, keys, bus, _MAX_HEADER)
+        host, port = self.addr[bus].rsplit(":", 1)
+        try:
+            if port == "0":
+                self.addr[bus] = f"{host}:{sock.bind_to_random_port(host)}"
+            else:
+                sock.bind(self.addr[bus])
+        except zmq.ZMQError as exc:
+            sock.close(linger=0)
+            self.stop()
+            raise StreamError(f"cannot bind the {bus} bus to {self.addr[bus]} ({exc}); "
+                            f"set {bus}_port to a free port or 0") from None
+        return sock
+
+    def peer_socket(self, kind: int, bus: str, name: str, max_part: int = 1 << 24) -> zmq.Socket:
+        """A socket connected to ``bus`` with the keys of extra peer ``name`` (tests, `cagereid soak`)."""
+        sock = self.ctx.socket(kind)
+        sock.setsockopt(zmq.LINGER, 0)
+        keys = security.StageKeys(name, self.keys.clients[name], {b: kp.public for b, kp in self.keys.server.items()})
+        security.client(sock, keys, bus, max_part)
+        sock.connect(self.addr[bus])
+        return sock
+
     def _spawn(self, name: str) -> None:
         sp = self.procs[name]
         if name == "producer":
             sp.kwargs["track_offset"] = 100000 * sp.restarts  # new tracker ids never continue old tracks
-        sp.proc = self.mp.Process(target=_stage_main, args=(name, sp.kwargs), name=f"cagereid-{name}", daemon=True)
+        sp.kwargs["keys"] = self.keys.for_stage(name)
+        sp.proc = self.mp.Process(target=_stage_main, args=(name, sp.kwargs, os.getpid()), name=f"cagereid-{name}",
+                                  daemon=True)
         sp.proc.start()
+        sp.started_at = time.time()
         row = self.state.stages.setdefault(name, StageRow(name))
         row.alive, row.restarts, row.state = True, sp.restarts, "starting"
         row.last_beat = time.time()
@@ -135,43 +182,72 @@ class Pipeline:
                 row = self.state.stages.get(name)
                 if row is not None and row.state == "error" and row.info.get("error"):
                     self.stop()
-                    raise UserError(f"{name} stage failed: {row.info['error']}")
+                    raise StreamError(f"{name} stage failed: {row.info['error']}")
                 if sp.proc is not None and sp.proc.exitcode not in (None, 0):
                     self.stop()
-                    raise UserError(f"{name} stage exited with status {sp.proc.exitcode} while waiting for {what}")
+                    raise StreamError(f"{name} stage exited with status {sp.proc.exitcode} while waiting for {what}")
             if time.time() > end:
                 self.stop()
-                raise UserError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+                raise StreamError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+
+    def alive(self, force: bool = False) -> None:
+        """Tell the stages the supervisor is alive (every ``heartbeat_s``); a stage that stops hearing it exits."""
+        now = time.time()
+        if force or now - self._last_alive >= self.cfg.heartbeat_s:
+            self._last_alive = now
+            try:
+                self.control.send_multipart(ControlMsg("alive").to_frames(), flags=zmq.NOBLOCK)
+            except zmq.ZMQError:
+                pass
 
     def poll(self, timeout_s: float = 0.05) -> int:
-        """Receive every waiting event (waits up to ``timeout_s`` for the first); return how many."""
+        """Receive every waiting event (waits up to ``timeout_s`` for the first); return how many.
+
+        A decision counts only from identify's key and a stats message only from the key of the stage it names
+        (anything else: ``spoofed_events``); malformed ones are counted in ``malformed_events``."""
+        self.alive()
         n = 0
         if not self.events.poll(int(timeout_s * 1000)):
             return 0
-        while True:
+        while n < 10 * self.cfg.events_hwm:
             try:
-                frames = self.events.recv_multipart(flags=zmq.NOBLOCK)
+                frames = self.events.recv_multipart(flags=zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return n
             n += 1
-            try:
-                msg = decode(frames, expect=(DecisionMsg, StatsMsg))
-            except MessageError:
-                self.state.malformed_events += 1
-                continue
-            if isinstance(msg, DecisionMsg):
-                self.state.on_decision(msg)
-            else:
-                sp = self.procs.get(msg.stage)
-                if sp is not None and sp.proc is not None and msg.pid != sp.proc.pid:
-                    continue  # a late heartbeat of a process that was replaced
-                self.state.on_stats(msg)
-                if msg.stage == "producer" and msg.state == "finished" and sp is not None:
-                    sp.finished = True
+            self.handle_event([f.bytes for f in frames], security.peer_of(frames[0]))
+        return n
+
+    def handle_event(self, frames: list[bytes], peer: str) -> str:
+        """One event from ``peer`` (the name its key was admitted under): "decision", "stats", "late" (a replaced
+        process), "malformed" or "spoofed" (counted in the dashboard state)."""
+        try:
+            msg = decode(frames, expect=(DecisionMsg, StatsMsg))
+        except MessageError:
+            self.state.malformed_events += 1
+            return "malformed"
+        if (isinstance(msg, DecisionMsg) and peer != "identify") or (isinstance(msg, StatsMsg) and peer != msg.stage):
+            self.state.spoofed_events += 1
+            return "spoofed"
+        if isinstance(msg, DecisionMsg):
+            self.state.on_decision(msg)
+            return "decision"
+        sp = self.procs.get(msg.stage)
+        if sp is not None and sp.proc is not None and msg.pid != sp.proc.pid:
+            return "late"  # a late heartbeat of a process that was replaced
+        self.state.on_stats(msg)
+        if msg.stage == "producer" and msg.state == "finished" and sp is not None:
+            sp.finished = True
+        return "stats"
 
     def supervise(self) -> None:
-        """Mark dead stages and restart them after the back-off (a finished producer stays finished)."""
+        """Mark dead stages and restart them (a finished producer stays finished): at once when the stage had run
+        for `STABLE_S` (a crash after a healthy run), else after ``restart_backoff_s``, doubling with each further
+        quick death (a crash loop). A stage
+        that died more than ``restart_budget`` times within ``restart_window_s`` is not restarted: the run has
+        `failed` (the reason names the stage and its last error)."""
         now = time.time()
+        c = self.cfg
         for name, sp in self.procs.items():
             row = self.state.stages.setdefault(name, StageRow(name))
             if sp.proc is None or sp.proc.is_alive():
@@ -182,10 +258,24 @@ class Pipeline:
             if row.alive:
                 row.alive = False
                 sp.died_at = now
-                self.state.note(f"{name} died (exit {sp.proc.exitcode}); restarting in {self.cfg.restart_backoff_s:.0f}s")
-            if self.restart and now - sp.died_at >= self.cfg.restart_backoff_s:
+                sp.quick_deaths = sp.quick_deaths + 1 if now - sp.started_at < STABLE_S else 0
+                sp.deaths.append(now)
+                while sp.deaths and now - sp.deaths[0] > c.restart_window_s:
+                    sp.deaths.popleft()
+                if len(sp.deaths) > c.restart_budget and self.failed is None:
+                    err = row.info.get("error")
+                    self.failed = (f"{name} died {len(sp.deaths)} times within {c.restart_window_s:g}s "
+                                   f"(last exit status {sp.proc.exitcode}{'; ' + err if err else ''}); giving up")
+                    self.state.note(self.failed)
+                else:
+                    self.state.note(f"{name} died (exit {sp.proc.exitcode}); restarting"
+                                    + (f" in {self._backoff(sp):g}s" if self._backoff(sp) else ""))
+            if self.restart and self.failed is None and now - sp.died_at >= self._backoff(sp):
                 sp.restarts += 1
                 self._spawn(name)
+
+    def _backoff(self, sp: StageProc) -> float:
+        return 0.0 if sp.quick_deaths == 0 else self.cfg.restart_backoff_s * 2 ** (sp.quick_deaths - 1)
 
     @property
     def producer_finished(self) -> bool:
@@ -213,6 +303,8 @@ class Pipeline:
         for s in ("events", "control"):
             if hasattr(self, s):
                 getattr(self, s).close(linger=0)
+        if hasattr(self, "auth"):
+            self.auth.stop()
         self.ctx.term()
 
     def __enter__(self) -> "Pipeline":
@@ -232,7 +324,7 @@ class Pipeline:
 
     def run_until(self, cond, timeout_s: float, on_tick=None) -> bool:
         end = time.time() + timeout_s
-        while time.time() < end:
+        while time.time() < end and self.failed is None:
             self.poll(0.05)
             self.supervise()
             if on_tick:

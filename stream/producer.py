@@ -171,16 +171,41 @@ def _video(spec: str, layout: str) -> Iterator[list[Observation]]:
             yield group
 
 
-def check_source(spec: str) -> None:
-    """Fail fast (SourceError) on a source that cannot work, before any process is started."""
+def check_source(spec: str, open_it: bool = False) -> None:
+    """Fail fast (SourceError) on a source that cannot work, before any process is started. With ``open_it``
+    the source is opened too: a recording must hold at least one track with 3D joints, a video file must decode
+    a first frame, a camera must open (then it is released again for the producer)."""
     spec = str(spec)
     if spec == "synthetic" or spec.startswith("synthetic:"):
         parse_synthetic(spec)
-    elif spec.endswith(".npz") and not Path(spec).is_file():
+        return
+    if spec.endswith(".npz") and not Path(spec).is_file():
         raise SourceError(f"{spec}: no such recording")
-    elif not spec.isdigit() and "://" not in spec and not Path(spec).exists():
+    if not spec.endswith(".npz") and not spec.isdigit() and "://" not in spec and not Path(spec).exists():
         raise SourceError(f"{spec}: no such video file or camera (use a camera index such as 0, a video file, "
                           "a .npz recording or synthetic)")
+    if not open_it:
+        return
+    if spec.endswith(".npz"):
+        from pose.extract import load_tracks
+
+        try:
+            res = load_tracks(spec)
+        except Exception as exc:  # noqa: BLE001 - the reader's own error, as one line naming the file
+            raise SourceError(str(exc)) from None
+        if not any(tr.joints and len(tr.frames) for tr in res.tracks):
+            raise SourceError(f"{spec}: no skeleton tracks with 3D joints in this recording")
+        return
+    import cv2
+
+    cap = cv2.VideoCapture(int(spec) if spec.isdigit() else spec)
+    try:
+        ok = cap.isOpened() and (spec.isdigit() or cap.read()[0])
+    finally:
+        cap.release()
+    if not ok:
+        what = "camera" if spec.isdigit() else "video (not a video file OpenCV can decode)"
+        raise SourceError(f"{spec}: cannot open this {what}")
 
 
 def open_frames(spec: str, layout: str, fps: float) -> tuple[Iterator[list[Observation]], bool]:
@@ -202,7 +227,7 @@ def open_observations(spec: str, layout: str, fps: float) -> tuple[Iterator[Obse
 
 
 def run(cfg: StreamConfig, source: str, frames_connect: str, events_addr: str, control_addr: str | None,
-        realtime: bool = True, track_offset: int = 0) -> int:
+        realtime: bool = True, track_offset: int = 0, keys=None) -> int:
     """Stage main loop (own process): publish every source frame; exit 0 when the source ends.
 
     ``track_offset`` is added to every track id: a restarted producer's trackers start counting again, and
@@ -211,13 +236,15 @@ def run(cfg: StreamConfig, source: str, frames_connect: str, events_addr: str, c
     import zmq
 
     from stream.messages import FrameMsg
-    from stream.runtime import StageRuntime
+    from stream.runtime import StageError, StageRuntime
 
-    rt = StageRuntime("producer", cfg, events_addr, control_addr)
-    push = rt.ctx.socket(zmq.PUSH)
+    rt = StageRuntime("producer", cfg, events_addr, control_addr, keys)
+    try:
+        push = rt.socket(zmq.PUSH, "frames", connect=frames_connect)
+    except StageError as exc:
+        return rt.fail(exc)
     push.setsockopt(zmq.SNDHWM, cfg.frames_hwm)
     push.setsockopt(zmq.LINGER, 1000)
-    push.connect(frames_connect)
     producer_id = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
     rt.info.update(source=str(source), producer=producer_id)
     status = 0
@@ -231,6 +258,9 @@ def run(cfg: StreamConfig, source: str, frames_connect: str, events_addr: str, c
         for group in groups:
             if rt.stopping:
                 break
+            if len(group) > cfg.max_tracks:  # a crowd beyond what the buses are sized for: keep the first ones
+                rt.counters["tracks_dropped"] += len(group) - cfg.max_tracks
+                group = group[: cfg.max_tracks]
             t_capture = group[0].t_capture
             if first_capture is None:
                 first_capture = t_capture

@@ -1,9 +1,14 @@
 """What every stage process shares: sockets to the supervisor, heartbeats with counters, clean shutdown.
 
 A stage connects a PUB socket to the supervisor's events address (heartbeats, stats, decisions) and a SUB
-socket to its control address ("stop"). `StageRuntime.tick()` publishes a `StatsMsg` every ``heartbeat_s``
-with the stage's counters and per-second rates. SIGTERM/SIGINT set ``stopping``; loops poll with a timeout,
-so they notice within ``poll_ms`` and close their sockets.
+socket to its control address ("stop", and "alive" every ``heartbeat_s``). `StageRuntime.tick()` publishes a
+`StatsMsg` every ``heartbeat_s`` with the stage's counters and per-second rates. SIGTERM/SIGINT set
+``stopping``; loops poll with a timeout, so they notice within ``poll_ms`` and close their sockets.
+
+Every socket is made by `StageRuntime.socket`: CURVE keys of the run (`stream.security`), a ZAP handler in a
+stage that binds, and ``ZMQ_MAXMSGSIZE``. A stage never outlives its supervisor: the parent-death signal
+(`die_with_parent`, SIGTERM when the supervisor process ends, even by SIGKILL) and, as a fallback, a stage that
+has not heard the supervisor's "alive" for ``orphan_timeout_s`` stops by itself.
 """
 from __future__ import annotations
 
@@ -15,24 +20,48 @@ from collections import defaultdict
 
 import zmq
 
+from stream import security
 from stream.config import StreamConfig
-from stream.messages import ControlMsg, MessageError, StatsMsg, decode
+from stream.errors import StreamError
+from stream.messages import _MAX_HEADER, ControlMsg, MessageError, StatsMsg, decode
+
+
+class StageError(StreamError):
+    """A stage cannot start (address in use, model unreadable): reported to the supervisor, which stops."""
+
+
+def die_with_parent(parent_pid: int | None) -> None:
+    """Linux: ask the kernel to send SIGTERM to this process when its parent (the supervisor) dies, then make sure
+    the parent did not die before the request (exit at once if it did). A no-op elsewhere."""
+    import sys
+
+    if not parent_pid or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        return  # the control-channel heartbeat still stops an orphan
+    if os.getppid() != parent_pid:
+        os._exit(0)
 
 
 class StageRuntime:
-    def __init__(self, name: str, cfg: StreamConfig, events_addr: str, control_addr: str | None) -> None:
-        self.name, self.cfg = name, cfg
+    def __init__(self, name: str, cfg: StreamConfig, events_addr: str, control_addr: str | None,
+                 keys: security.StageKeys | None = None) -> None:
+        self.name, self.cfg, self.keys = name, cfg, keys
         self.ctx = zmq.Context()
-        self.events = self.ctx.socket(zmq.PUB)
+        self.auth = security.Authenticator(self.ctx, keys.allow) if keys is not None and keys.server else None
+        self.events = self.socket(zmq.PUB, "events", connect=events_addr)
         self.events.setsockopt(zmq.SNDHWM, cfg.events_hwm)
         self.events.setsockopt(zmq.LINGER, 500)
-        self.events.connect(events_addr)
         self.control = None
         if control_addr:
-            self.control = self.ctx.socket(zmq.SUB)
+            self.control = self.socket(zmq.SUB, "control", connect=control_addr)
             self.control.setsockopt(zmq.SUBSCRIBE, ControlMsg.TOPIC)
-            self.control.setsockopt(zmq.LINGER, 0)
-            self.control.connect(control_addr)
+        self.last_heard = time.time()  # the supervisor's last control message ("alive" / "stop")
         self.counters: dict[str, float] = defaultdict(float)
         self.gauges: dict[str, float] = {}
         self.info: dict[str, str] = {}
@@ -45,6 +74,44 @@ class StageRuntime:
 
     def _on_signal(self, *_: object) -> None:
         self.stopping = True
+
+    def socket(self, kind: int, bus: str, bind: str | None = None, connect: str | None = None,
+               max_part: int = _MAX_HEADER) -> zmq.Socket:
+        """A socket on ``bus`` with the run's CURVE keys and ``ZMQ_MAXMSGSIZE`` (``max_part`` + overhead), bound
+        or connected. Binding to port 0 picks a free port (`bound_address`). An address in use is a `StageError`."""
+        sock = self.ctx.socket(kind)
+        sock.setsockopt(zmq.LINGER, 0)
+        if self.keys is not None:
+            (security.serve if bind else security.client)(sock, self.keys, bus, max_part)
+        else:
+            sock.maxmsgsize = max_part + security.TRANSPORT_OVERHEAD
+        try:
+            if bind:
+                host, port = bind.rsplit(":", 1)
+                if port == "0":
+                    sock.bind_to_random_port(host)
+                else:
+                    sock.bind(bind)
+            else:
+                sock.connect(connect)
+        except zmq.ZMQError as exc:
+            sock.close(linger=0)
+            raise StageError(f"{self.name}: cannot {'bind' if bind else 'connect'} {bind or connect} ({exc})") from None
+        return sock
+
+    @staticmethod
+    def bound_address(sock: zmq.Socket) -> str:
+        return sock.getsockopt_string(zmq.LAST_ENDPOINT)
+
+    def fail(self, exc: BaseException) -> int:
+        """Report a start-up failure to the supervisor (state "error" + message), close, return exit status 1."""
+        self.state = "error"
+        self.info["error"] = str(exc) if isinstance(exc, StreamError) else f"{type(exc).__name__}: {exc}"
+        for _ in range(4):
+            self.tick(force=True)
+            time.sleep(self.cfg.heartbeat_s / 2)
+        self.close()
+        return 1
 
     def settle(self) -> None:
         """Call once set up (imports, model, sockets): the objects that exist now live as long as the stage, so
@@ -66,14 +133,18 @@ class StageRuntime:
             try:
                 frames = self.control.recv_multipart(flags=zmq.NOBLOCK)
             except zmq.Again:
-                return
+                break
             try:
                 msg = decode(frames, expect=(ControlMsg,))
             except MessageError:
                 self.counters["malformed"] += 1
                 continue
+            self.last_heard = time.time()
             if msg.command == "stop":
                 self.stopping = True
+        if time.time() - self.last_heard > self.cfg.orphan_timeout_s:
+            self.stopping = True  # the supervisor is gone (or hung): an orphan must not keep its ports
+            self.info["stopped"] = f"no word from the supervisor for {self.cfg.orphan_timeout_s:g}s"
 
     def tick(self, force: bool = False) -> None:
         """Publish a heartbeat when due: counters, rates (``<name>_per_s``) and gauges."""
@@ -96,4 +167,6 @@ class StageRuntime:
         self.events.close(linger=500)
         if self.control is not None:
             self.control.close(linger=0)
+        if self.auth is not None:
+            self.auth.stop()
         self.ctx.term()

@@ -45,11 +45,11 @@ class TrackBuffer:
 class Windower:
     """The pure part of the stage (no sockets): frames in, windows out."""
 
-    def __init__(self, f: int, stride: int, track_timeout_s: float) -> None:
+    def __init__(self, f: int, stride: int, track_timeout_s: float, J: int | None = None) -> None:
         self.f, self.stride, self.timeout = f, stride, track_timeout_s
         self.tracks: dict[int, TrackBuffer] = {}
         self.incomplete = 0
-        self.J: int | None = None  # joints per skeleton: fixed by the first frame
+        self.J = J  # joints per skeleton: the model's layout (live); None = fixed by the first frame (offline)
 
     def add(self, msg: FrameMsg, now: float) -> list[Window]:
         """Every track of one source frame; returns the windows it completed (in track order).
@@ -67,6 +67,14 @@ class Windower:
             if win is not None:
                 out.append(win)
         return out
+
+    def receive(self, frames: list[bytes], now: float, max_tracks: int) -> tuple[FrameMsg, list[Window]]:
+        """One message off the wire: decode, check, add. Raises `MessageError` for anything that is not a frame
+        this stream can take (and then nothing changed)."""
+        msg = decode(frames, expect=(FrameMsg,))
+        if len(msg.tracks) > max_tracks:
+            raise MessageError(f"{len(msg.tracks)} tracks in one frame (max_tracks {max_tracks})")
+        return msg, self.add(msg, now)
 
     def add_skeleton(self, track: int, frame: int, t_pub: float, joints: np.ndarray, valid: np.ndarray,
                      label: str, now: float) -> Window | None:
@@ -88,28 +96,25 @@ class Windower:
             del self.tracks[track]
 
 
-def run(cfg: StreamConfig, f: int, frames_bind: str, windows_connect: str, events_addr: str,
-        control_addr: str | None) -> int:
-    """Stage main loop (runs in its own process). ``frames_bind`` may use port 0 (reported in info)."""
+def run(cfg: StreamConfig, f: int, J: int, frames_bind: str, windows_connect: str, events_addr: str,
+        control_addr: str | None, keys=None) -> int:
+    """Stage main loop (runs in its own process). ``frames_bind`` may use port 0 (the address it got is reported
+    in info). Skeletons must have ``J`` joints (the model's layout); other frames are malformed."""
     import zmq
 
-    from stream.runtime import StageRuntime
+    from stream.messages import max_part_bytes
+    from stream.runtime import StageError, StageRuntime
 
-    rt = StageRuntime("windower", cfg, events_addr, control_addr)
-    pull = rt.ctx.socket(zmq.PULL)
+    rt = StageRuntime("windower", cfg, events_addr, control_addr, keys)
+    try:
+        pull = rt.socket(zmq.PULL, "frames", bind=frames_bind, max_part=max_part_bytes(cfg.max_tracks, 1, J))
+        push = rt.socket(zmq.PUSH, "windows", connect=windows_connect)
+    except StageError as exc:
+        return rt.fail(exc)
     pull.setsockopt(zmq.RCVHWM, cfg.frames_hwm)
-    pull.setsockopt(zmq.LINGER, 0)
-    host, port = frames_bind.rsplit(":", 1)
-    if port == "0":
-        port = str(pull.bind_to_random_port(host))
-    else:
-        pull.bind(frames_bind)
-    push = rt.ctx.socket(zmq.PUSH)
     push.setsockopt(zmq.SNDHWM, cfg.windows_hwm)
-    push.setsockopt(zmq.LINGER, 0)
-    push.connect(windows_connect)
-    rt.info.update(address=f"{host}:{port}", f=str(f), stride=str(cfg.stride))
-    w = Windower(f, cfg.stride, cfg.track_timeout_s)
+    rt.info.update(address=rt.bound_address(pull), f=str(f), stride=str(cfg.stride))
+    w = Windower(f, cfg.stride, cfg.track_timeout_s, J=J)
     last_seq: dict[str, int] = {}
     poller = zmq.Poller()
     poller.register(pull, zmq.POLLIN)
@@ -127,8 +132,7 @@ def run(cfg: StreamConfig, f: int, frames_bind: str, windows_connect: str, event
                     break
                 n += 1
                 try:
-                    msg = decode(frames, expect=(FrameMsg,))
-                    out = w.add(msg, now)
+                    msg, out = w.receive(frames, now, cfg.max_tracks)
                 except MessageError:
                     rt.counters["malformed"] += 1
                     continue

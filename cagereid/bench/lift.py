@@ -15,16 +15,16 @@ HELP = "2D->3D lifting throughput (poses/s): Chen & Ramanan matching vs the resi
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--library", type=Path, default=Path("runs/lift/library.npz"),
-                   help="lifting library [%(default)s; a synthetic one when absent]")
-    p.add_argument("--model", type=Path, default=Path("runs/lift/mlp.pt"),
-                   help="MLP checkpoint [%(default)s; an untrained MLP of --width when absent]")
-    p.add_argument("--width", type=int, default=512, help="MLP width when no checkpoint [512]")
-    p.add_argument("--poses", type=int, default=4000, help="queries per measurement [4000]")
-    p.add_argument("--k", type=int, nargs="+", default=[1, 5], help="matching k values [1 5]")
+                   help="lifting library (default: %(default)s; a synthetic one when absent)")
+    p.add_argument("--mlp", type=Path, default=Path("runs/lift/mlp.pt"),
+                   help="MLP checkpoint (default: %(default)s; an untrained MLP of --width when absent)")
+    p.add_argument("--width", type=int, default=512, help="MLP width when no checkpoint (default: 512)")
+    p.add_argument("--poses", type=int, default=4000, help="queries per measurement (default: 4000)")
+    p.add_argument("--k", type=int, nargs="+", default=[1, 5], help="matching k values (default: 1 5)")
     p.add_argument("--backends", nargs="+", default=["kdtree", "torch"], choices=["kdtree", "torch"],
-                   help="matching search backends to time [kdtree torch]")
-    p.add_argument("--device", default="auto", help="auto|cpu|cuda [auto]")
-    p.add_argument("--repeats", type=int, default=3, help="best of N [3]")
+                   help="matching search backends to time (default: kdtree torch)")
+    p.add_argument("--device", default="auto", help="auto|cpu|cuda (default: auto)")
+    p.add_argument("--repeats", type=int, default=3, help="best of N (default: 3)")
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -77,9 +77,9 @@ def run(args: argparse.Namespace) -> int:
             m.lift_normalised(q[:8])  # build the tree / warm up the device
             t = best(lambda m=m: m.lift_normalised(q))
             rows.append((f"matching k={k} ({backend})", str(device), t))
-    if args.model.is_file():
-        mlp = L.MLPLifter.load(args.model, device=str(device))
-        mlp_name = f"mlp ({args.model.name}, {sum(p.numel() for p in mlp.model.parameters()):,} params)"
+    if args.mlp.is_file():
+        mlp = L.MLPLifter.load(args.mlp, device=str(device))
+        mlp_name = f"mlp ({args.mlp.name}, {sum(p.numel() for p in mlp.model.parameters()):,} params)"
     else:
         mlp = L.MLPLifter(L.LiftMLP(L.MLPConfig(width=args.width)), device=str(device))
         mlp_name = f"mlp (untrained, width {args.width})"

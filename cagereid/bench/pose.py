@@ -7,18 +7,18 @@ from pathlib import Path
 
 HELP = "Pose extraction speed: frames/s and ms per person-frame, single- and multi-person videos"
 
-_VIDEO = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "video"
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--single", default=str(_VIDEO / "openpose_walk.avi"),
-                   help="one-person video (default ../shared/data/video/openpose_walk.avi)")
-    p.add_argument("--multi", default=str(_VIDEO / "opencv_vtest.avi"),
-                   help="several-people video (default ../shared/data/video/opencv_vtest.avi)")
+    p.epilog = ("Example (the project's development videos): cagereid bench pose "
+                "--single ../shared/data/video/openpose_walk.avi --multi ../shared/data/video/opencv_vtest.avi")
+    p.add_argument("--single", default=None, metavar="VIDEO", help="a one-person video")
+    p.add_argument("--multi", default=None, metavar="VIDEO", help="a several-people video")
     p.add_argument("--frames", type=int, default=100, help="frames per video (default 100; 0 = all)")
     p.add_argument("--detect-every", type=int, default=None,
                    help="detector period in multi mode (default: the pipeline's)")
-    p.add_argument("--pose-workers", default="auto",
+    from pose.workers import workers_arg
+
+    p.add_argument("--pose-workers", type=workers_arg, default="auto",
                    help="multi mode: pose worker processes (auto = one per core, at most 4; 0 = in-process)")
     p.add_argument("--warmup", type=int, default=10,
                    help="frames processed before timing starts (graph and worker start-up, the auto-mode switch "
@@ -80,12 +80,14 @@ def run(args: argparse.Namespace) -> int:
         cv2.setNumThreads(args.threads)
     frames = args.frames or None
     rows = []
-    for spec, multi in ((args.single, "auto"), (args.multi, "auto")):
+    videos = [v for v in (args.single, args.multi) if v]
+    if not videos:
+        raise SourceError("give --single VIDEO and/or --multi VIDEO")
+    for spec, multi in ((v, "auto") for v in videos):
         if not Path(spec).exists():
-            raise SourceError(f"{spec}: no such video (the default needs ../shared/data/video)")
+            raise SourceError(f"{spec}: no such video")
         kw = {} if args.detect_every is None else {"detect_every": args.detect_every}
-        workers = args.pose_workers if args.pose_workers == "auto" else int(args.pose_workers)
-        rows.append(_measure(spec, multi, frames, args.warmup, pose_workers=workers, **kw))
+        rows.append(_measure(spec, multi, frames, args.warmup, pose_workers=args.pose_workers, **kw))
     table = Table(title=f"pose extraction on {platform.processor() or platform.machine()}, "
                         f"{os.cpu_count()} logical CPUs, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}")
     for col in ("video", "mode", "pose workers", "frames", "frames/s", "ms/frame", "person-frames", "ms/person-frame",

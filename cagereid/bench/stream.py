@@ -9,7 +9,7 @@ decisions. Prints three tables:
 3. End to end for 1, 4, 16 and 64 concurrent tracks at 30 fps: frame published -> decision p50/p95 (producer,
    windower and identify processes linked by ZeroMQ), mean windows per encoder batch, sustained windows/s,
    dropped; plus one run replaying as fast as possible (capacity).
-4. Real pose in the loop (``--video``, default ../shared/data/video/opencv_vtest.avi): what ``cagereid live
+4. Real pose in the loop (``--video VIDEO``, e.g. ../shared/data/video/opencv_vtest.avi): what ``cagereid live
    --source VIDEO`` does (detector, tracker, MediaPipe in parallel pose workers, then the same stages), for
    ``--video-seconds``: frames/s of the producer and frame published -> decision p50/p95. A frame is published
    once its poses are done, so frame captured -> decision adds about one frame's pose time (1 / frames/s).
@@ -23,18 +23,17 @@ from pathlib import Path
 HELP = ("Live pipeline: frame->decision latency p50/p95 and windows/s for 1/4/16/64 tracks and a real video, "
         "ZeroMQ hop, encoder batch")
 
-_VIDEO = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "video" / "opencv_vtest.avi"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="encoder folder (default: the shipped cages/pretrained)")
     p.add_argument("--tracks", default="1,4,16,64", help="concurrent track counts (default: 1,4,16,64)")
     p.add_argument("--seconds", type=float, default=8.0, help="measured seconds per track count (default: 8)")
-    p.add_argument("--stride", type=int, default=None, help="window stride (default: configs/stream.yaml)")
+    p.add_argument("--stride", type=int, default=None, help="window stride (default: cagereid/configs/stream.yaml)")
     p.add_argument("--skip-e2e", action="store_true", help="only the hop and encoder tables")
-    p.add_argument("--video", default=str(_VIDEO),
-                   help="real video for the pose-in-the-loop row (default ../shared/data/video/opencv_vtest.avi; "
-                        "'' = skip)")
+    p.add_argument("--video", default=None, metavar="VIDEO",
+                   help="a real video for the pose-in-the-loop row, e.g. ../shared/data/video/opencv_vtest.avi "
+                        "(default: no such row)")
     p.add_argument("--video-seconds", type=float, default=30.0, help="seconds of the real-video run (default: 30)")
 
 
@@ -193,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
         from pose.sources import SourceError
 
         if not Path(args.video).exists():
-            raise SourceError(f"{args.video}: no such video (the default needs ../shared/data/video; --video '' skips)")
+            raise SourceError(f"{args.video}: no such video")
         r = bench_video(args.model, args.video, args.video_seconds)
         t = Table(title=f"real pose in the loop: {Path(args.video).name} (live --source VIDEO), "
                         f"{args.video_seconds:.0f} s after the first decision")

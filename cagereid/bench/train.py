@@ -16,7 +16,10 @@ HELP = "CAGE training throughput (windows/s, optional plain-PyTorch reference), 
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", type=str.upper, default="BIWI", help="sets J (BIWI/IAS/KGBD 20, KS20 25, ...)")
+    from offline.datasets.registry import TRAINABLE, dataset_arg
+
+    p.add_argument("--dataset", type=dataset_arg(TRAINABLE), default="BIWI", metavar="|".join(TRAINABLE),
+                   help="sets J (BIWI/IAS/KGBD 20, KS20 25, ...) (default BIWI)")
     p.add_argument("--length", type=int, default=6, help="window length f (default 6)")
     p.add_argument("--mode", choices=["faithful", "improved"], default="faithful")
     p.add_argument("--batch-size", type=int, default=128, help="training batch (default 128, as the original)")
@@ -100,17 +103,16 @@ def run(args: argparse.Namespace) -> int:
     from cages.encoder import CageEncoder, la_gaussian, macs_per_window
     from cages.features import CageExtractor, FeatureConfig, resolve_device
     from cages.loss import adjacent_ntxent, la_loss, rec_loss
+    from offline.datasets import registry
     from offline.datasets.base import WindowSet
-    from offline.protocols import JOINTS
-    from offline.training.config import TrainConfig
+    from offline.training.config import build_config
     from offline.training.encoder import EncoderData, batches, la_profiles, new_optimizer, training_step
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     device = torch.device(resolve_device(args.device))
-    J, f, B = JOINTS.get(args.dataset, 20), args.length, args.batch_size
-    cfg = TrainConfig(dataset=args.dataset if args.dataset in JOINTS else "BIWI", f=f, mode=args.mode,
-                      batch_size=B, device=str(device)).resolved()
+    J, f, B = registry.get(args.dataset).joints, args.length, args.batch_size
+    cfg = build_config(dataset=args.dataset, f=f, mode=args.mode, batch_size=B, device=str(device)).resolved()
     ecfg = cfg.encoder_config(J)
     rng = np.random.default_rng(0)
     n = B * (args.steps + 1)

@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from offline.errors import OfflineError
 
-class DatasetError(ValueError):
+
+class DatasetError(OfflineError):
     """A dataset file or folder is missing, malformed or inconsistent; the message names the file."""
 
 

@@ -40,38 +40,25 @@ import numpy as np
 
 from cages.io import save_npy, save_npz
 from cages.windows import reverse
+from offline.datasets import registry
 from offline.datasets.base import DatasetError, WindowSet
 from offline.datasets.legacy import load_ids_dict, save_ids_dict
 
 AXES = ("x", "y", "z")
 
-#: Joint layout (``pose.layouts`` name) and joint count per dataset (CAGE_SPEC §1.3).
-DATASET_LAYOUT: dict[str, tuple[str, int]] = {
-    "BIWI": ("kinect_v1", 20),
-    "IAS": ("kinect_v1", 20),
-    "KGBD": ("kinect_v1", 20),
-    "KS20": ("kinect_v2", 25),
-    "CASIA_B": ("casia14", 14),
-    "CASIA_B_match": ("casia14", 14),
-}
-DATASETS: tuple[str, ...] = tuple(DATASET_LAYOUT)
-
-#: Split keys per dataset: (required, optional).
+#: Joint layout (``pose.layouts`` name) and joint count, and split keys (required, optional) of every dataset
+#: in this layout: views of the dataset registry (``offline.datasets.registry``).
+DATASETS: tuple[str, ...] = registry.CAGE
+DATASET_LAYOUT: dict[str, tuple[str, int]] = {n: (registry.get(n).layout, registry.get(n).joints) for n in DATASETS}
 SPLITS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "BIWI": (("train", "Walking"), ("Still",)),
-    "IAS": (("train", "A", "B"), ()),
-    "KGBD": (("train", "test"), ()),
-    "KS20": (("train", "test"), ()),
-    "CASIA_B": (("train", "test"), ()),
-    "CASIA_B_match": (("train", "nm", "bg", "cl"), ("test_all",)),
-}
+    n: (registry.get(n).cage_splits, registry.get(n).cage_optional) for n in DATASETS}
 
 #: Views: KS20 cross-view splits (optional), CASIA-B CVE views (required; v <-> 18·v degrees).
 KS20_VIEWS = range(5)
 CASIA_B_VIEWS = range(11)
 
 #: Default f per dataset (CAGE_SPEC §1.1: 4/6/8/10 for Kinect sets, 20/30/40 CVE, 50/60/70 CME).
-DEFAULT_F: dict[str, int] = {"BIWI": 6, "IAS": 6, "KGBD": 6, "KS20": 6, "CASIA_B": 20, "CASIA_B_match": 50}
+DEFAULT_F: dict[str, int] = {n: registry.get(n).default_f for n in DATASETS}
 
 
 class DatasetWarning(UserWarning):
@@ -115,11 +102,12 @@ class SplitFiles:
 # --- paths ---------------------------------------------------------------------------------------
 
 def canonical_dataset(name: str) -> str:
-    """``'biwi'`` -> ``'BIWI'``, ``'casia_b_match'`` -> ``'CASIA_B_match'``; unknown names raise `DatasetError`."""
-    for known in DATASETS:
-        if str(name).lower() == known.lower():
-            return known
-    raise DatasetError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
+    """``'biwi'`` -> ``'BIWI'``, ``'casia_b_match'`` -> ``'CASIA_B_match'``; names without this layout raise
+    `DatasetError`."""
+    try:
+        return registry.canonical(name, DATASETS)
+    except registry.UnknownDataset as exc:
+        raise DatasetError(str(exc)) from None
 
 
 def split_names(dataset: str, optional: bool = True) -> tuple[str, ...]:

@@ -1,7 +1,7 @@
 """Readers for the raw recordings of BIWI, IAS-Lab, KGBD and KS20, as their owners distribute them.
 
 Reference: ``DATA_PREP.md`` §1 (read from the authors' ``Preprocess.py``). Folder layouts, below the
-``--raw-root`` (which may be the folder holding ``BIWI/``... or the dataset folder itself):
+``--data-root`` (which may be the folder holding ``BIWI/``... or the dataset folder itself):
 
 * BIWI RGBD-ID: ``BIWI/Training/<pid>/``, ``BIWI/Testing/Walking/<pid>/``, ``BIWI/Testing/Still/<pid>/``.
   One text file per frame, name ending in ``skel.txt``, frame order = sorted file names. One line per
@@ -33,7 +33,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 import numpy as np
 
@@ -279,7 +279,7 @@ def _read_kgbd(ds: RawDataset, folder: Path, trim: int, progress: Progress | Non
             if joints is None:
                 continue
             trimmed = trim_recording(joints, trim)
-            # name relative to the Person folders' parent: the same whichever folder --raw-root named
+            # name relative to the Person folders' parent: the same whichever folder --data-root named
             _add(ds, RawRecording("KGBD", "all", pid, fp.relative_to(base).as_posix(), trimmed, setting=fp.stem,
                                   frames_read=len(joints), frames_trimmed=len(joints) - len(trimmed)))
 
@@ -341,10 +341,3 @@ def read_raw(dataset: str, raw_root: str | Path, trim: int = DEFAULT_TRIM, origi
         raise DatasetError(f"{folder}: no usable {dataset} recordings ({len(ds.skipped)} malformed file(s) skipped)")
     return ds
 
-
-def iter_people(recordings: Iterable[RawRecording]) -> dict[int, list[RawRecording]]:
-    """``{pid: [recordings]}`` with pids and recordings in sorted order."""
-    out: dict[int, list[RawRecording]] = {}
-    for r in sorted(recordings, key=lambda r: (r.pid, r.name)):
-        out.setdefault(r.pid, []).append(r)
-    return out

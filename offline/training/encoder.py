@@ -25,7 +25,6 @@ from cages.features import FeatureConfig, bone_lengths, normalise_windows, resol
 from cages.io import load_torch, save_torch, write_json
 from cages.loss import adjacent_ntxent, l2_penalty, la_loss, multi_positive_ntxent, positive_mask, rec_loss
 from cages.pretext import pretext_pair
-from offline.datasets import registry
 from offline.datasets.base import DatasetError, WindowSet
 from offline.training.common import JsonlLog, git_commit, progress_bar, seed_everything
 from offline.training.config import TrainConfig
@@ -291,14 +290,43 @@ def la_profiles(ecfg: EncoderConfig, f: int, device) -> dict:
     return {t: la_gaussian(f, ecfg.la_profile_centre(t), device=device) for t in ecfg.tasks}
 
 
+def load_initial_weights(model: CageEncoder, init: str | os.PathLike, layout: str) -> None:
+    """Copy the encoder weights of the model folder ``init`` into ``model`` (``train --init``); a folder of
+    another architecture, layout or window length is a one-line `ConfigError`."""
+    folder = Path(init)
+    pt, js = folder / "encoder.pt", folder / "encoder.json"
+    if not pt.is_file() or not js.is_file():
+        raise ConfigError(f"--init {folder}: not a model folder (need encoder.pt and encoder.json)")
+    try:
+        meta = json.loads(js.read_text())
+        theirs = EncoderConfig.from_dict(meta["encoder"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"--init {js}: unreadable model metadata ({exc})") from None
+    ours = model.cfg
+    diff = [k for k in ("J", "f", "hidden", "model", "attention", "dummy_copies")
+            if getattr(theirs, k) != getattr(ours, k)]
+    if meta.get("layout") not in (None, layout):
+        diff.append(f"layout {meta.get('layout')} != {layout}")
+    if diff:
+        raise ConfigError(f"--init {folder}: another model shape ({', '.join(diff)}); train from scratch or use a "
+                          "model of the same layout, window length and width")
+    try:
+        state = load_torch(pt, map_location=next(model.parameters()).device)
+        model.load_state_dict(state)
+    except Exception as exc:  # noqa: BLE001 - a corrupt or foreign file, whatever torch raises for it
+        raise ConfigError(f"--init {pt}: cannot load these weights ({str(exc).splitlines()[0]})") from None
+
+
 def train_encoder(train: WindowSet, cfg: TrainConfig, out_dir: str | os.PathLike, seed: int | None = None,
                   device: str = "auto", progress: bool = True, resume: bool = False,
-                  command: str | None = None) -> Path:
+                  command: str | None = None, init: str | os.PathLike | None = None) -> Path:
     """Train the (task, axis) encoder models without labels on ``train``; write ``encoder.pt`` + ``encoder.json``.
 
     Faithful: contiguous unshuffled batches, adjacent positives, summed losses + L2 0.02, final checkpoint.
     Improved: shuffled anchor/positive batches from recording metadata, mean losses, validation tail of each
-    recording for best-epoch selection. Returns the path of ``encoder.pt``.
+    recording for best-epoch selection. ``init``: a model folder (``encoder.pt`` + ``encoder.json``) whose weights
+    the training starts from instead of random ones (same architecture, layout and window length).
+    Returns the path of ``encoder.pt``.
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1) the processes share every batch (`offline.training.distributed`);
     only rank 0 writes files and shows progress.
@@ -327,7 +355,9 @@ def train_encoder(train: WindowSet, cfg: TrainConfig, out_dir: str | os.PathLike
         tr_idx, va_idx = np.arange(ws.n), np.zeros(0, np.int64)
     data = EncoderData(ws, cfg, ecfg, fc, dev, seed)
     model = CageEncoder(ecfg).to(dev)
-    if dist is not None:  # same seed, same weights; made certain
+    if init is not None:
+        load_initial_weights(model, init, train.layout or cfg.layout)
+    if dist is not None:  # same seed (or --init), same weights; made certain
         dist.broadcast_([p.data for p in model.parameters()])
     profiles = la_profiles(ecfg, cfg.f, dev)
     opt = new_optimizer(model, cfg)

@@ -49,8 +49,9 @@ def load_run_data(dataset: str, data_root: str | os.PathLike, f: int, view: int 
 
 def run_training(cfg: TrainConfig, data_root: str | os.PathLike, out: str | os.PathLike, train_flag: int = 1,
                  resume: bool = False, progress: bool = True, encoder_runs: str = "all",
-                 command: str | None = None, print_fn=print) -> dict:
+                 command: str | None = None, print_fn=print, init: str | os.PathLike | None = None) -> dict:
     """The whole ``cagereid train`` job. train_flag 1: encoders + CAGEs + RN; 0: load encoders, RN only.
+    ``init``: a model folder whose encoder weights the training starts from (fine-tuning).
 
     Returns the summary (also written to ``out/summary.json``): per probe split the window-level Rank-1 of the
     selected RN epoch and of the last epoch.
@@ -64,7 +65,7 @@ def run_training(cfg: TrainConfig, data_root: str | os.PathLike, out: str | os.P
              f"t={rcfg.t} device={device}: encoder {data.encoder_train.n} windows, RN {data.rn_train.n}, "
              + ", ".join(f"{k} {v.n}" for k, v in data.probes.items()))
     if train_flag == 1:
-        train_encoder(data.encoder_train, rcfg, out, rcfg.seed, device, progress, resume, command)
+        train_encoder(data.encoder_train, rcfg, out, rcfg.seed, device, progress, resume, command, init=init)
         if not is_main_process():
             return {}  # torchrun: the other processes helped with the encoders; rank 0 does the rest
     elif not (out / "encoder.pt").is_file():

@@ -54,7 +54,7 @@ def test_video_tree_end_to_end(shared_data, tmp_path):
     (tree / "003" / "003-nm-01-090.avi").write_bytes(b"this is not a video" * 50)  # corrupt
     (tree / "003" / "holiday.avi").write_bytes(b"x")  # not a CASIA-B name
     args = ["casia-b", str(tree), "--out", str(out), "--cve-f", "10", "--cme-f", "10", "--cme-train-subjects", "1",
-            "--workers", "2", "--no-progress"]
+            "--workers", "2", "--quiet"]
     assert main(args) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["finished"] and manifest["settings"]["pose"] == "mediapipe"
@@ -125,7 +125,7 @@ def test_openpose_json_tree_with_lifting(tmp_path, library, openpose_walk, casia
         assert np.isfinite(cve["test"].windows).all()
     # no cl sequence converted -> the CME layout cannot be complete, and says so
     assert res.datasets["CASIA_B_match"] == {} and any("cl" in s for s in res.datasets["not_written"])
-    with pytest.raises(C.UserError, match="other settings"):
+    with pytest.raises(C.OfflineError, match="other settings"):
         C.convert_tree(tree, out, C.Settings(pose="openpose-json", lifter="matching", lifter_file=str(library), k=5),
                        splits, workers=1, progress=False, log=lambda *a: None)
     again = C.convert_tree(tree, out, settings, splits, workers=1, progress=False, log=lambda *a: None)
@@ -146,8 +146,8 @@ def test_shards_then_merge_give_the_unsharded_layouts(tmp_path, library, openpos
             openpose_walk(folder, uv + 200.0, stem=folder.name)
     (tree / "not-a-casia-name").mkdir()
     openpose_walk(tree / "not-a-casia-name", uv + 200.0, stem="x")
-    base = ["casia-b", str(tree), "--pose", "openpose-json", "--lifter-file", str(library), "--cve-f", "10",
-            "--cme-f", "10", "--cme-train-subjects", "1", "--workers", "1", "--no-progress"]
+    base = ["casia-b", "--data-root", str(tree), "--pose", "openpose-json", "--lifter-file", str(library),
+            "--cve-f", "10", "--cme-f", "10", "--cme-train-subjects", "1", "--workers", "1", "--quiet"]
     items = C.discover(tree, "openpose-json")
     assert sorted(C.shard_of(it, 3) for it in items) != [1] * len(items)  # the hash spreads them
     assert main(base + ["--out", str(tmp_path / "one")]) == 0

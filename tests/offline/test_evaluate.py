@@ -213,9 +213,9 @@ def test_train_and_evaluate_cages_tiny(tmp_path):
     nob = cage_method(run, bone_weight=0.0)
     assert nob.embed(w).shape[1] == head.shape[1] - 19  # kinect_v1's 19 bones left out of the embedding
     assert nob.scores(w)[0].shape == cage_method(run).scores(w)[0].shape  # the RN keeps what it was trained on
-    from offline.evaluate import UserError
+    from offline.errors import OfflineError
 
-    with pytest.raises(UserError):
+    with pytest.raises(OfflineError):
         cage_method(run, readout="mean")
     # the override is reported, and a finished run is only reused for the settings it was trained with
     rc = cli.main(["evaluate", "--dataset", "KGBD", "--data-root", str(tmp_path / "Datasets"), "--length", "4",
@@ -244,7 +244,8 @@ def test_bad_config_key_is_a_user_error(tmp_path, capsys):
 def test_best_model_picks_matching_run(tmp_path):
     import os
 
-    from offline.evaluate import UserError, find_run
+    from offline.errors import OfflineError
+    from offline.evaluate import find_run
 
     def run(name, ds, f, model, mtime):
         d = tmp_path / name
@@ -259,5 +260,5 @@ def test_best_model_picks_matching_run(tmp_path):
     run("d", "KS20", 6, "rev_rec", 400)
     assert find_run(tmp_path, "BIWI", 6, "rev_rec").name == "b"
     assert find_run(tmp_path, "BIWI", 6, "rev_rec_plus").name == "c"
-    with pytest.raises(UserError):
+    with pytest.raises(OfflineError):
         find_run(tmp_path, "BIWI", 8, "rev_rec")

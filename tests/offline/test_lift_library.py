@@ -80,7 +80,7 @@ def test_lift_cli_build_train_apply(tmp_path, synth_library, openpose_walk, casi
     json_dir = tmp_path / "json"
     json_dir.mkdir()
     openpose_walk(json_dir, uv, drop=(4,))  # R-wrist never detected
-    for lifter, extra in (("matching", ["--library", str(lib), "--k", "3"]), ("mlp", ["--model", str(model)])):
+    for lifter, extra in (("matching", ["--library", str(lib), "--k", "3"]), ("mlp", ["--mlp", str(model)])):
         out = tmp_path / f"{lifter}.npz"
         assert main(["lift", "apply", str(json_dir), "--lifter", lifter, "--out", str(out), *extra]) == 0
         with np.load(out, allow_pickle=False) as z:

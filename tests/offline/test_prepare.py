@@ -201,7 +201,7 @@ def test_interrupted_write_leaves_no_manifest(tree, tmp_path, monkeypatch):
 
 def test_cli_prints_skipped_files_and_errors(tree, tmp_path, capsys):
     root, infos = tree
-    rc = cli.main(["prepare", "--dataset", "biwi", "--raw-root", str(root / "BIWI"), "--length", "4", "6",
+    rc = cli.main(["prepare", "--dataset", "biwi", "--data-root", str(root / "BIWI"), "--length", "4", "6",
                    "--layout", "both", "--out", str(tmp_path), "--quiet", "--trim", str(TRIM)])
     out = capsys.readouterr().out
     assert rc == 0
@@ -213,14 +213,14 @@ def test_cli_prints_skipped_files_and_errors(tree, tmp_path, capsys):
     assert "malformed file(s) skipped" in out and "untracked frame(s) dropped" in out
     assert (tmp_path / "BIWI" / "6" / "BIWI_train_npy_data").is_dir()
     assert (tmp_path / "BIWI" / "4" / "train_npy_data").is_dir()
-    rc = cli.main(["prepare", "--dataset", "BIWI", "--raw-root", str(root / "BIWI"), "--length", "4",
+    rc = cli.main(["prepare", "--dataset", "BIWI", "--data-root", str(root / "BIWI"), "--length", "4",
                    "--out", str(tmp_path), "--quiet", "--trim", str(TRIM)])
     assert rc == 0 and "up to date" in capsys.readouterr().out
     # user errors: one line, exit 2, the offending path named
-    for argv, needle in ((["--dataset", "KS20", "--raw-root", str(tmp_path / "nope")], "nope"),
-                         (["--dataset", "IAS", "--raw-root", str(root / "BIWI")], str(root / "BIWI")),
-                         (["--dataset", "UCALGARY", "--raw-root", str(tmp_path), "--layout", "cage"], "no CAGE layout"),
-                         (["--dataset", "KGBD", "--raw-root", str(root), "--length", "40"], "no window of f=40")):
+    for argv, needle in ((["--dataset", "KS20", "--data-root", str(tmp_path / "nope")], "nope"),
+                         (["--dataset", "IAS", "--data-root", str(root / "BIWI")], str(root / "BIWI")),
+                         (["--dataset", "UCALGARY", "--data-root", str(tmp_path), "--layout", "cage"], "no CAGE layout"),
+                         (["--dataset", "KGBD", "--data-root", str(root), "--length", "40"], "no window of f=40")):
         rc = cli.main(["prepare", *argv, "--out", str(tmp_path / "err"), "--quiet"])
         err = capsys.readouterr().err
         assert rc == 2 and err.startswith("error: ") and err.count("\n") == 1 and needle in err, err

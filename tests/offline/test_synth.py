@@ -8,7 +8,8 @@ import pytest
 
 from cagereid import cli
 from offline.datasets.cage_layout import read_cage_dataset, split_files
-from offline.synth import UserError, synth_dataset
+from offline.errors import OfflineError
+from offline.synth import synth_dataset
 
 TINY = dict(identities=3, seed=1, rounds=2)
 CASES = ([(ds, f, None) for ds in ("BIWI", "IAS", "KGBD", "KS20") for f in (4, 6, 8, 10)]
@@ -95,9 +96,9 @@ def test_identities_are_stable_across_walks(tmp_path):
 def test_bad_arguments(tmp_path):
     with pytest.raises(Exception, match="view 0..10"):
         synth_dataset(tmp_path, "CASIA_B", 20, identities=2)
-    with pytest.raises(UserError, match="shorter than one window"):
+    with pytest.raises(OfflineError, match="shorter than one window"):
         synth_dataset(tmp_path, "BIWI", 10, identities=2, frames=5)
-    with pytest.raises(UserError, match="identities"):
+    with pytest.raises(OfflineError, match="identities"):
         synth_dataset(tmp_path, "CASIA_B_match", 50, identities=1)
 
 

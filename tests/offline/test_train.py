@@ -120,7 +120,7 @@ def test_cli_bad_data_root_is_one_line_error(tmp_path, capsys):
     from cagereid.cli import main
 
     rc = main(["train", "--dataset", "BIWI", "--data-root", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"),
-               "--epochs", "1", "--no-progress"])
+               "--epochs", "1", "--quiet"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and err.startswith("error: ") and "\n" not in err and "nowhere" in err
 

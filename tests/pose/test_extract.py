@@ -135,9 +135,9 @@ def test_pose_workers_give_the_same_tracks_as_one_process(tmp_path):
 
 
 def test_pose_workers_setting_is_checked():
-    from pose.extract import PosePipeline, UserError
+    from pose.extract import ExtractError, PosePipeline
 
-    with pytest.raises(UserError, match="pose_workers"):
+    with pytest.raises(ExtractError, match="pose_workers"):
         PosePipeline(pose_workers=-1)
 
 

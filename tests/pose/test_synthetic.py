@@ -7,7 +7,7 @@ import pytest
 from cages.windows import centre, sliding_windows
 from pose.layouts import bone_lengths, convert, get_layout
 from pose.synthetic import (CASIA_VIEWS, SyntheticError, VirtualCamera, make_identities, make_identity,
-                            project_to_image, recordings, synthetic_layouts, walk)
+                            project_to_image, recordings, walk)
 
 
 def test_same_seed_same_array_and_identity_k_independent_of_n():

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import zmq
 
-from stream.cmd_demo import enrol_synthetic
+from stream.enrol import enrol_synthetic
 from stream.config import StreamConfig
 from stream.decision import PENDING
 from stream.identify import load_encoder
@@ -38,16 +38,15 @@ def test_identities_malformed_input_and_producer_restart(tmp_path):
     _enrol(gallery, known=3, people=4)
     cfg = StreamConfig(heartbeat_s=0.2, restart_backoff_s=0.2)
     source = "synthetic:people=4,frames=120,walks=0,walk_seed=2000"  # endless: new walks every 4 s
-    with Pipeline(cfg, source, model=FAKE, gallery=gallery) as pipe:
+    with Pipeline(cfg, source, model=FAKE, gallery=gallery, extra_peers=("tester",)) as pipe:
         pipe.start(timeout_s=60)
         assert pipe.run_until(lambda: pipe.state.decisions >= 8 * 4, 30), "no decisions"
 
-        # malformed messages straight into both data sockets: counted, dropped, nobody dies
-        ctx = zmq.Context.instance()
-        for addr in (pipe.addr["frames"], pipe.addr["windows"]):
-            s = ctx.socket(zmq.PUSH)
+        # malformed messages straight into both data sockets (as an authenticated peer, a buggy stage):
+        # counted, dropped, nobody dies
+        for bus in ("frames", "windows"):
+            s = pipe.peer_socket(zmq.PUSH, bus, "tester")
             s.setsockopt(zmq.LINGER, 1000)
-            s.connect(addr)
             for junk in ([b"frame", b"{not json"], [b"window", b'{"v": 1, "arrays": []}'], [b"\xff"],
                          [b"frame", b'{"v": 99}', b"123"],
                          # well formed, but 7 joints in a 20-joint stream / windows the model cannot take
