@@ -19,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from pose.workers import workers_arg
 
     p.add_argument("--pose-workers", type=workers_arg, default="auto",
-                   help="multi mode: pose worker processes (auto = one per core, at most 4; 0 = in-process)")
+                   help="multi mode: pose worker processes (default auto = one per core, at most 4; 0 = in-process)")
     p.add_argument("--warmup", type=int, default=10,
                    help="frames processed before timing starts (graph and worker start-up, the auto-mode switch "
                         "after 5 frames without a full-frame pose: not steady state; default 10)")

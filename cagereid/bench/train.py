@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=["faithful", "improved"], default="faithful")
     p.add_argument("--batch-size", type=int, default=128, help="training batch (default 128, as the original)")
     p.add_argument("--steps", type=int, default=5, help="timed training steps per run (default 5)")
-    p.add_argument("--runs", type=int, default=5, help="rounds of (model, reference, matmul probe); medians reported")
+    p.add_argument("--runs", type=int, default=5, help="rounds of (model, reference, matmul probe); medians reported (default 5)")
     p.add_argument("--reference", action="store_true",
                    help="also time a plain PyTorch model of the same shapes (nn.LSTM/nn.LSTMCell, Adam)")
     p.add_argument("--latency-batches", default="1,16,128",
