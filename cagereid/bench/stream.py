@@ -5,7 +5,8 @@ replayed by the producer stage), so the numbers measure windowing, ZeroMQ hops, 
 decisions. Prints three tables:
 
 1. ZeroMQ hop: one `FrameMsg` (one track, 20 joints) encode + send + receive + decode over tcp://127.0.0.1.
-2. Encoder batch latency: ``embed`` of B windows, CPU (and CUDA when available).
+2. Encoder batch latency: ``embed`` of B windows, CPU (and CUDA when available); the identify stage's whole
+   work per batch in one process (embed + pooling + decisions, no sockets), to set against the end-to-end time.
 3. End to end for 1, 4, 16 and 64 concurrent tracks at 30 fps: frame published -> decision p50/p95 (producer,
    windower and identify processes linked by ZeroMQ), mean windows per encoder batch, sustained windows/s,
    dropped; plus one run replaying as fast as possible (capacity).
@@ -101,6 +102,36 @@ def bench_encoder(model: str | None, device: str, batches=(1, 4, 16, 64), reps: 
     return rows
 
 
+def bench_identify(model: str | None, batches=(1, 16, 64), reps: int = 30) -> list[dict]:
+    """The identify stage's work without sockets (`stream.identify.Identifier.process`: embed, pooling,
+    decisions; no gallery, as in the end-to-end runs): p50 per batch, and the encoder's share."""
+    import numpy as np
+
+    from pose.layouts import get_layout
+    from stream.config import load_config
+    from stream.identify import Identifier, load_encoder
+    from stream.messages import Window
+
+    enc = load_encoder(model, "cpu")
+    J = get_layout(enc.layout).J
+    rows = []
+    for B in batches:
+        ident = Identifier(enc, load_config(), None)
+        w = np.random.default_rng(0).normal(size=(B, enc.f, J, 3)).astype(np.float32)
+        batch = [Window(track=i, frame=0, t_pub=time.time(), window=w[i]) for i in range(B)]
+        ident.process(batch)
+        total, embed = [], []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            ident.process(batch)
+            t1 = time.perf_counter()
+            enc.embed(w)
+            embed.append((time.perf_counter() - t1) * 1e3)
+            total.append((t1 - t0) * 1e3)
+        rows.append({"batch": B, "process_ms": _pct(total, 50), "embed_ms": _pct(embed, 50)})
+    return rows
+
+
 def bench_e2e(model: str | None, tracks: int, seconds: float, realtime: bool, stride: int | None) -> dict:
     from stream.config import load_config
     from stream.pipeline import Pipeline
@@ -175,6 +206,12 @@ def run(args: argparse.Namespace) -> int:
         for r in bench_encoder(args.model, dev):
             t.add_row(r["device"], str(r["batch"]), f"{r['p50_ms']:.2f}", f"{r['p95_ms']:.2f}",
                       f"{r['per_window_ms']:.3f}")
+    console.print(t)
+    t = Table(title="identify stage in one process (Identifier.process: embed + pooling + decisions, no sockets)")
+    for col in ("windows", "process p50 ms", "of which embed p50 ms"):
+        t.add_column(col)
+    for r in bench_identify(args.model):
+        t.add_row(str(r["batch"]), f"{r['process_ms']:.2f}", f"{r['embed_ms']:.2f}")
     console.print(t)
     if args.skip_e2e:
         return 0
