@@ -181,7 +181,7 @@ def mediapipe_pixels_depth(track) -> tuple[np.ndarray, np.ndarray]:
     Per frame the MediaPipe world landmarks (metres, y down, z away) are converted to casia14 like the 2D
     keypoints; depth = (z − z_pelvis) · s with s = RMS 2D size (px) / RMS world x-y size (m).
     """
-    from pose.layouts import convert
+    from pose.convert import convert
     from pose.lifting import normalise_2d, root_of
 
     vis = np.where(np.isfinite(track.visibility), track.visibility, 0.0)

@@ -59,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
         res = C.merge_shards(args.out)
         print("\n".join(C.summary_lines(res)))
         return 0
+    if args.root is None and args.data_root is None:
+        raise OfflineError("give the CASIA-B tree with --data-root DIR (not needed with --merge)")
     shard = C.parse_shard(args.shard) if args.shard else None
 
     lifter_file = ""
@@ -82,8 +84,6 @@ def run(args: argparse.Namespace) -> int:
         print("warning: the positional CASIA-B folder is deprecated and will be removed; use --data-root",
               file=sys.stderr)
         root = args.root
-    if root is None:
-        raise OfflineError("give the CASIA-B tree with --data-root DIR")
     res = C.convert_tree(root, args.out, settings, splits, workers=args.workers, force=args.force,
                          progress=not args.quiet, shard=shard)
     if shard is not None:

@@ -32,6 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sensor noise sd per joint coordinate in metres (default 0.01)")
     parser.add_argument("--rounds", type=int, default=10,
                         help="offset rounds of the window grid, stacked offset-major (default 10, as released)")
+    parser.add_argument("--monocular", action="store_true",
+                        help="Kinect datasets: walks in every direction, degraded like monocular MediaPipe output "
+                             "(hip-centred, depth noise, far arm hidden, far leg in bursts) and filled like live "
+                             "windows: training data for the live domain")
     parser.add_argument("--check", default=None, metavar="DIR",
                         help="read a Datasets/ folder back (all validation) and print a summary instead of "
                              "writing; exits non-zero with a one-line error naming the bad file")
@@ -64,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for ds, view, f in jobs:
         splits = synth_dataset(args.out, ds, f=f, identities=args.identities, seed=args.seed, view=view,
-                               frames=args.frames, noise=args.noise, rounds=args.rounds)
+                               frames=args.frames, noise=args.noise, rounds=args.rounds, monocular=args.monocular)
         rows += [(ds, view, split, ws) for split, ws in splits.items()]
     console.print(_table(rows, f"synthetic datasets written to {args.out}", args.out))
     return 0

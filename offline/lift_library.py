@@ -75,7 +75,7 @@ class LibraryConfig:
 def ucalgary_sequences(root, subjects=None, exclude=()) -> list[PoseSequence]:
     """UCalgary walks (runs 1-6) converted to casia14; ``subjects`` None = all but ``exclude``."""
     from offline.datasets.ucalgary import load_ucalgary
-    from pose.layouts import convert
+    from pose.convert import convert
 
     data = load_ucalgary(root)
     out = []
@@ -92,7 +92,7 @@ def ucalgary_sequences(root, subjects=None, exclude=()) -> list[PoseSequence]:
 
 def mediapipe_world_to_library(world33) -> tuple[np.ndarray, np.ndarray]:
     """MediaPipe world landmarks ``(T, 33, 3)`` (y down, z away) -> casia14 y-up ``(T, 14, 3)``, valid."""
-    from pose.layouts import convert
+    from pose.convert import convert
 
     w = np.asarray(world33, dtype=np.float64) * np.array([1.0, -1.0, -1.0])  # 180° about x: y up, proper rotation
     return convert(w, "mediapipe33", "casia14")

@@ -183,13 +183,15 @@ def cage_windows(walks: list[tuple[int, int, np.ndarray]], f: int, rounds: int =
 
 def synth_dataset(out: str | os.PathLike | None, dataset: str, f: int | None = None, identities: int = 20,
                   seed: int = 0, view: int | None = None, frames: int | None = None, noise: float | None = None,
-                  rounds: int = DEFAULT_ROUNDS) -> dict[str, WindowSet]:
+                  rounds: int = DEFAULT_ROUNDS, monocular: bool = False) -> dict[str, WindowSet]:
     """Generate one synthetic dataset and (unless ``out`` is None) write it under ``out`` (a ``Datasets/``).
 
     ``f``: window length (default 6 Kinect sets, 20 CASIA_B, 50 CASIA_B_match); ``identities``: people;
     ``view``: KS20 0..4 (optional), CASIA_B 0..10 (required); ``frames``: frames per walk (default
     `default_frames`); ``noise``: sensor noise sd in metres (default 0.01); ``rounds``: offset
-    rounds. Returns ``{split: WindowSet}``, exactly what `read_cage_dataset` reads back.
+    rounds; ``monocular`` (Kinect layouts): walks in every direction, degraded like monocular MediaPipe
+    output and filled like live windows (`offline.degrade.monocular_filled`). Returns ``{split: WindowSet}``,
+    exactly what `read_cage_dataset` reads back.
     """
     from pose.synthetic import VirtualCamera, make_identities, project_to_image, walk
 
@@ -207,6 +209,8 @@ def synth_dataset(out: str | os.PathLike | None, dataset: str, f: int | None = N
         raise OfflineError(f"noise must be >= 0 (got {noise})")
     layout, J = DATASET_LAYOUT[ds]
     casia = ds.startswith("CASIA_B")
+    if monocular and casia:
+        raise OfflineError("--monocular applies to the Kinect datasets (3D metres), not CASIA-B")
     fps = 25.0 if casia else 30.0
     base_noise = 0.01 if noise is None else float(noise)
 
@@ -223,8 +227,16 @@ def synth_dataset(out: str | os.PathLike | None, dataset: str, f: int | None = N
             camera = VirtualCamera(view_deg=spec.view_deg)
             knobs["heading_deg"] = camera.walk_heading_deg
             knobs.setdefault("start", None)
+        mono_rng = np.random.default_rng([walk_seed, int(seed), 0x30C])
+        if monocular:  # the live camera sees people from every side, most often in profile
+            knobs["heading_deg"] = float(mono_rng.uniform(-180.0, 180.0))
         res = walk(people[spec.identity], frames, layout, fps, seed=walk_seed, noise_m=noise_m, **knobs)
         seq = res.joints
+        if monocular:
+            from offline.degrade import monocular_filled
+            from pose.layouts import get_layout
+
+            seq = monocular_filled(seq, get_layout(layout), mono_rng)
         if camera is not None:
             seq = project_to_image(seq, camera)
         if not np.isfinite(seq).all():
@@ -240,7 +252,8 @@ def synth_dataset(out: str | os.PathLike | None, dataset: str, f: int | None = N
             windows=windows, pids=pids, dataset=ds, split=split, layout=layout, recording=recording,
             offset=offset, start=start,
             meta={"synthetic": True, "seed": int(seed), "f": f, "view": view, "frames": frames,
-                  "rounds": rounds, "noise_m": base_noise, "units": "pixels" if casia else "metres"},
+                  "rounds": rounds, "noise_m": base_noise, "units": "pixels" if casia else "metres",
+                  "monocular": bool(monocular)},
         )
     if ds == "CASIA_B_match":  # the top-level test files: the nm, bg and cl windows, in that order
         parts = [splits[c] for c in ("nm", "bg", "cl")]
@@ -255,6 +268,7 @@ def synth_dataset(out: str | os.PathLike | None, dataset: str, f: int | None = N
             "dataset": ds, "f": f, "view": view, "identities": int(identities), "seed": int(seed),
             "frames_per_walk": frames, "rounds": rounds, "noise_m": base_noise, "fps": fps,
             "layout": layout, "J": J, "units": "pixels (x, y) + pixel depth" if casia else "metres",
+            "monocular": bool(monocular),
             "walks": [{"split": s.split, "pid": s.pid, "recording": s.recording, "view_deg": s.view_deg,
                        **{k: v for k, v in s.knobs.items() if k != "start"}} for s in specs],
         })

@@ -50,8 +50,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detector-height", type=int, default=864,
                    help="resize frames to this height for the HOG detector (864; small people need upscaling)")
     p.add_argument("--min-crop-height", type=int, default=256, help="upscale person crops to this height (256)")
-    p.add_argument("--min-visibility", type=float, default=0.5,
-                   help="landmarks below this visibility make the joints built from them invalid (0.5)")
+    p.add_argument("--min-visibility", type=float, default=0.0,
+                   help="landmarks below this visibility make the joints built from them invalid (default 0: "
+                        "use MediaPipe's estimate of hidden landmarks too, pose.extract.MIN_VISIBILITY)")
     p.add_argument("--min-track-frames", type=int, default=5, help="drop tracks found in fewer frames (5)")
     p.add_argument("--max-gap", type=int, default=5, help="interpolate gaps up to this many frames (flagged) (5)")
     p.add_argument("--focal-px", type=float,

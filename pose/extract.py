@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pose.pipeline import (AXES, MEDIAPIPE, ExtractError, FrameTracks, PosePipeline, TrackObservation,  # noqa: F401
-                           _as_source, _layout_name, convert_world, iter_tracks, to_layout_axes)
+from pose.pipeline import (AXES, MEDIAPIPE, MIN_VISIBILITY, ExtractError, FrameTracks, PosePipeline,  # noqa: F401
+                           TrackObservation, _as_source, _layout_name, convert_world, iter_tracks, to_layout_axes)
 from pose.smoothing import fill_gaps
 from pose.sources import FrameSource, SourceError
 from pose.tracks_file import (FORMAT, FORMAT_VERSION, ExtractResult, TrackSequence, load_tracks,  # noqa: F401
@@ -186,7 +186,7 @@ class _OpenPoseDir:
         self._write = write_frame_json
 
     def write(self, frame_index: int, observations: list[TrackObservation]) -> None:
-        from pose.layouts import convert
+        from pose.convert import convert
 
         people = []
         for o in observations:

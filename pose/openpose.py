@@ -128,10 +128,10 @@ class OpenPoseSequence:
 def to_casia14(keypoints, confidence, fmt: str, min_conf: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
     """Map OpenPose ``(..., J, 2)`` keypoints in ``fmt`` ("body25"/"coco18") to the 14-joint casia14 order.
 
-    Uses `pose.layouts.convert` (head = nose, OpenPose has no head top). Joints below ``min_conf`` are NaN
+    Uses `pose.convert.convert` (head = nose, OpenPose has no head top). Joints below ``min_conf`` are NaN
     with ``valid`` False.
     """
-    from pose.layouts import convert
+    from pose.convert import convert
 
     if fmt not in LAYOUT_NAMES:
         raise ValueError(f"unknown OpenPose format {fmt!r} (expected one of {sorted(LAYOUT_NAMES)})")

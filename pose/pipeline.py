@@ -26,9 +26,9 @@ y down, z away from the camera). The converted layouts (``kinect_v1``, ``casia14
 the convention of real Kinect recordings and of our synthetic walker (`pose.synthetic`). ``root`` (per frame, same
 axes) estimates where that hip midpoint is in camera space, from the 2D↔3D landmark correspondences and a
 pinhole camera with an assumed focal length (``focal_px``, default the larger image side): add it to the joints
-for camera-space skeletons; its depth scales with the focal length. Joints a layout has but MediaPipe does not are derived by `pose.layouts.convert`
+for camera-space skeletons; its depth scales with the focal length. Joints a layout has but MediaPipe does not are derived by `pose.convert.convert`
 (documented per joint there) or NaN with ``valid=False`` — a joint whose source landmarks have visibility below
-``min_visibility`` is invalid, never zero.
+``min_visibility`` (default `MIN_VISIBILITY` = 0: MediaPipe's estimate of every landmark) is invalid, never zero.
 """
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
+from pose.errors import PoseError
 from pose.estimator import PoseEstimator, PoseResult, estimate_translation, prepare_crop, to_camera_axes
 from pose.smoothing import OneEuroFilter
 from pose.sources import Frame, FrameSource, open_source
@@ -49,6 +50,11 @@ if TYPE_CHECKING:
     from pose.workers import PoseWorkers
 
 MEDIAPIPE = "mediapipe33"
+#: Landmarks below this MediaPipe visibility make the layout joints built from them missing. 0: MediaPipe's own
+#: estimate of every landmark is used, also where it says the landmark is hidden (the far arm in a side view):
+#: on the real ucb_recognition side-view clips this re-identified better than dropping them at 0.5 and filling
+#: (README, "Side views and missing joints"). Joints still missing are filled by `cages.windows.MissingJoints`.
+MIN_VISIBILITY = 0.0
 AXES = {
     MEDIAPIPE: "MediaPipe world: metres, origin hip midpoint, x image-right, y down, z away from camera",
     "layouts": "Kinect camera axes: metres, origin hip midpoint, x image-left, y up, z away from camera",
@@ -79,9 +85,10 @@ def to_layout_axes(world: np.ndarray) -> np.ndarray:
     return to_camera_axes(world)
 
 
-def convert_world(world: np.ndarray, visibility: np.ndarray, layout: str, min_visibility: float = 0.5):
+def convert_world(world: np.ndarray, visibility: np.ndarray, layout: str,
+                  min_visibility: float = MIN_VISIBILITY):
     """``world (..., 33, 3)`` MediaPipe axes -> ``(joints (..., J, 3), valid (..., J))`` in ``layout``."""
-    from pose.layouts import convert
+    from pose.convert import convert
 
     if layout == MEDIAPIPE:
         out = np.array(world, dtype=np.float64, copy=True)
@@ -150,7 +157,7 @@ class PosePipeline:
     def __init__(self, *, multi_person: bool | str = "auto", layout: str = "kinect_v1", detect_every: int = 10,
                  detector_height: int | None = 864, min_crop_height: int = 256, crop_margin: float = 0.2,
                  max_people: int = 12, min_pose_score: float = 0.5, smooth: bool = True,
-                 min_visibility: float = 0.5, model_complexity: int = 1, auto_fail_frames: int = 5,
+                 min_visibility: float = MIN_VISIBILITY, model_complexity: int = 1, auto_fail_frames: int = 5,
                  auto_check_every: int = 25, auto_other_ratio: float = 0.85, quiet: bool = True,
                  focal_px: float | None = None, drop_unposed: int = 3, tracker_kw: dict | None = None,
                  smoothing_kw: dict | None = None, pose_workers: int | str = "auto"):

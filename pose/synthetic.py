@@ -166,7 +166,7 @@ def make_identities(n: int, seed: int = 0) -> list[WalkerIdentity]:
 # --------------------------------------------------------------------------------------------------
 
 #: Which internal point each joint of each 3D layout is. Internal points are chosen so that the layout
-#: converters of `pose.layouts` agree with them (e.g. hand = mean of wrist, pinky and index knuckles;
+#: converters of `pose.convert` agree with them (e.g. hand = mean of wrist, pinky and index knuckles;
 #: Kinect foot = 3/4 from heel to toe tip; head centre = mean of the ears; hip centre = mean of the hips).
 _K1_MAP = {
     "HipCenter": "pelvis", "Spine": "spine_v1", "ShoulderCenter": "shoulder_centre", "Head": "head",
@@ -274,7 +274,7 @@ def _skeleton(ident: WalkerIdentity, style: dict, phase: np.ndarray) -> dict[str
         pts[f"hip_{s}"], pts[f"knee_{s}"], pts[f"ankle_{s}"] = hip, knee, ankle
         pts[f"heel_{s}"], pts[f"foot_index_{s}"] = heel, toe
         pts[f"small_toe_{s}"] = base + 0.5 * ident.foot * fwd + 0.04 * out
-        pts[f"foot_{s}"] = 0.25 * heel + 0.75 * toe  # Kinect foot (same recipe as pose.layouts)
+        pts[f"foot_{s}"] = 0.25 * heel + 0.75 * toe  # Kinect foot (same recipe as pose.convert)
     # torso: leaning forward, counter-rotating against the pelvis
     torso_yaw = -0.6 * pelvis_yaw
     lean = rad(style["torso_lean_deg"]) + rad(1.5) * np.cos(2 * phase)
@@ -328,7 +328,7 @@ def _skeleton(ident: WalkerIdentity, style: dict, phase: np.ndarray) -> dict[str
         pts[f"pinky_{s}"], pts[f"index_{s}"] = pinky, index
         pts[f"thumb_{s}"] = wrist + 0.35 * L * hd + 0.3 * L * hfwd - sign * 0.08 * L * hside
         pts[f"thumb_tip_{s}"] = wrist + 0.55 * L * hd + 0.4 * L * hfwd - sign * 0.1 * L * hside
-        pts[f"hand_{s}"] = (wrist + pinky + index) / 3.0  # Kinect hand (same recipe as pose.layouts)
+        pts[f"hand_{s}"] = (wrist + pinky + index) / 3.0  # Kinect hand (same recipe as pose.convert)
         pts[f"hand_tip_{s}"] = wrist + L * hd
     # ground contact: the lowest foot point of each frame touches the floor (y = 0); this lifts and lowers
     # the whole body twice per gait cycle (the pelvis bob)

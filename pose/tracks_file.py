@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pose.pipeline import AXES, MEDIAPIPE
+from pose.pipeline import AXES, MEDIAPIPE, MIN_VISIBILITY, convert_world
 from pose.sources import SourceError
 
 FORMAT = "cagereid-tracks"
@@ -43,6 +43,14 @@ class TrackSequence:
     @property
     def n_found(self) -> int:
         return int(self.found.sum())
+
+    def layout_joints(self, layout: str, min_visibility: float | None = MIN_VISIBILITY):
+        """``(joints (T, J, 3), valid (T, J))`` in ``layout``, converted from the MediaPipe landmarks with
+        ``min_visibility`` (None: as stored at extraction; also when the track has no landmarks)."""
+        if min_visibility is None or not np.isfinite(self.mediapipe33).any():
+            return self.joints[layout], self.valid[layout]
+        vis = np.where(np.isfinite(self.visibility), self.visibility, 0.0)
+        return convert_world(self.mediapipe33, vis, layout, min_visibility)
 
     def summary(self) -> dict:
         return {"track_id": self.track_id, "first_frame": int(self.frames[0]), "last_frame": int(self.frames[-1]),

@@ -41,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     check_source(source, open_it=True)
     encoder = load_encoder(args.model, cfg.device)
     obs, _ = open_observations(source, encoder.layout, cfg.fps)
-    per_track = windows_of_source(obs, encoder.f, cfg.stride, track=args.track, max_seconds=seconds)
+    per_track = windows_of_source(obs, encoder.f, cfg.stride, track=args.track, max_seconds=seconds,
+                                  layout=encoder.layout)
     if not per_track:
         raise SourceError(f"{args.source}: no complete {encoder.f}-frame skeleton windows"
                           + (f" for track {args.track}" if args.track is not None else ""))

@@ -43,7 +43,7 @@ def enrol_synthetic(gallery_path, encoder, people: int, known: int, seed: int, s
     for i in range(known):
         spec = f"synthetic:people={people},seed={seed},ids={i},walks={walks},frames={frames},walk_seed=1"
         obs, _ = open_observations(spec, encoder.layout, fps)
-        per_track = windows_of_source(obs, encoder.f, stride)
+        per_track = windows_of_source(obs, encoder.f, stride, layout=encoder.layout)
         for k, windows in enumerate(per_track.values()):  # one session per walk: calibration compares walks
             out[walker_name(i)] = out.get(walker_name(i), 0) + enroll_windows(
                 gallery_path, walker_name(i), np.stack(windows), encoder, source=f"{spec}#walk{k}")

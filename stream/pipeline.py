@@ -115,12 +115,12 @@ class Pipeline:
         layout = info.get("layout") or c.layout  # the producer sends, and the windower expects, the model's layout
         self.J = get_layout(layout).J
         self.addr["windows"] = self.procs["identify"].kwargs["windows_bind"] = info["address"]  # port 0 -> picked
+        common["cfg"] = c.with_overrides(layout=layout)  # the windower fills missing joints by the model's layout
         self.procs["windower"] = StageProc("windower", dict(common, f=self.f, J=self.J, frames_bind=self.addr["frames"],
                                                             windows_connect=self.addr["windows"]))
         self._spawn("windower")
         self._wait(lambda: self._running("windower"), timeout_s, "the windower")
         self.addr["frames"] = self.procs["windower"].kwargs["frames_bind"] = self._info("windower")["address"]
-        common["cfg"] = c.with_overrides(layout=layout)
         self.procs["producer"] = StageProc("producer", dict(common, source=str(self.source), realtime=self.realtime,
                                                             frames_connect=self.addr["frames"]))
         self._spawn("producer")

@@ -137,10 +137,10 @@ def _recorded(path: Path, layout: str, fps: float) -> Iterator[list[Observation]
     res = load_tracks(path)
     seqs = []
     for tr in res.tracks:
-        if layout in tr.joints:
-            joints, valid = tr.joints[layout], tr.valid[layout]
+        if layout in tr.joints:  # from the landmarks with the live visibility threshold (files made with another)
+            joints, valid = tr.layout_joints(layout)
         elif tr.joints:
-            from pose.layouts import convert
+            from pose.convert import convert
 
             src = next(iter(tr.joints))
             joints, valid = convert(np.where(tr.valid[src][..., None], tr.joints[src], np.nan), src, layout)

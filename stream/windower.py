@@ -3,8 +3,10 @@
 Binds a PULL socket (producers connect their PUSH sockets, so a restarted producer simply reconnects) and
 connects a PUSH socket to the identify stage. A window ``(f, J, 3)`` leaves every ``stride`` new frames
 once a track has ``f`` frames; the windows one source frame completes leave together in one `WindowMsg`.
-Joints a frame misses (NaN / not valid) are filled with the same joint's last seen position in that track; a
-window that still has a gap is not emitted (counted as ``incomplete``). Malformed messages (and frames whose
+Joints a frame misses (NaN / not valid) are filled by `cages.windows.MissingJoints` for the stream's layout, the
+rule offline windows use too (default ``mirror``: the other side's twin reflected about the body's sagittal
+plane, else the joint's last filled position in that track, else the root); a window that still has a gap (no
+root) is not emitted (counted as ``incomplete``). Malformed messages (and frames whose
 joint count differs from the stream's) are counted and dropped; a full downstream queue drops the frame's
 windows (counted per window).
 """
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cages.windows import DEFAULT_POLICY, MissingJoints
 from stream.config import StreamConfig
 from stream.messages import FrameMsg, MessageError, Window, WindowMsg, decode
 
@@ -24,16 +27,16 @@ from stream.messages import FrameMsg, MessageError, Window, WindowMsg, decode
 class TrackBuffer:
     f: int
     frames: deque = field(default_factory=deque)  # (J, 3) float32 arrays, newest last
-    last_pos: np.ndarray | None = None  # (J, 3) last seen position of each joint (NaN = never seen)
+    last_pos: np.ndarray | None = None  # (J, 3) the last filled frame (NaN = never filled)
     since_emit: int = 0
     last_seen: float = 0.0
 
-    def push(self, joints: np.ndarray, valid: np.ndarray, now: float) -> None:
+    def push(self, joints: np.ndarray, valid: np.ndarray, now: float, missing: MissingJoints) -> None:
         ok = valid & np.isfinite(joints).all(1)
         if ok.all():  # frames are only read (np.stack makes each window's own copy): a read-only array, as
             pos = joints if not joints.flags.writeable else joints.copy()  # decoded messages give, is kept as is
         else:
-            pos = np.where(ok[:, None], joints, np.nan if self.last_pos is None else self.last_pos)
+            pos = missing.fill_frame(joints, ok, self.last_pos)
         self.last_pos = pos = np.asarray(pos, np.float32)
         self.frames.append(pos)
         while len(self.frames) > self.f:
@@ -42,14 +45,28 @@ class TrackBuffer:
         self.last_seen = now
 
 
+def missing_joints(layout: str | None, policy: str = DEFAULT_POLICY) -> MissingJoints:
+    """The fill rule for frames of ``layout`` (None or unknown: the last filled position only)."""
+    if layout is None:
+        return MissingJoints("hold")
+    from pose.layouts import LayoutError, get_layout
+
+    try:
+        return MissingJoints.for_layout(get_layout(layout), policy)
+    except LayoutError:
+        return MissingJoints("hold")
+
+
 class Windower:
     """The pure part of the stage (no sockets): frames in, windows out."""
 
-    def __init__(self, f: int, stride: int, track_timeout_s: float, J: int | None = None) -> None:
+    def __init__(self, f: int, stride: int, track_timeout_s: float, J: int | None = None, layout: str | None = None,
+                 policy: str = DEFAULT_POLICY) -> None:
         self.f, self.stride, self.timeout = f, stride, track_timeout_s
         self.tracks: dict[int, TrackBuffer] = {}
         self.incomplete = 0
         self.J = J  # joints per skeleton: the model's layout (live); None = fixed by the first frame (offline)
+        self.missing = missing_joints(layout, policy)
 
     def add(self, msg: FrameMsg, now: float) -> list[Window]:
         """Every track of one source frame; returns the windows it completed (in track order).
@@ -81,7 +98,7 @@ class Windower:
         buf = self.tracks.get(track)
         if buf is None or (buf.frames and now - buf.last_seen > self.timeout):
             buf = self.tracks[track] = TrackBuffer(self.f, since_emit=self.stride - 1)
-        buf.push(joints, valid, now)
+        buf.push(joints, valid, now, self.missing)
         if len(buf.frames) < self.f or buf.since_emit < self.stride:
             return None
         buf.since_emit = 0
@@ -114,7 +131,7 @@ def run(cfg: StreamConfig, f: int, J: int, frames_bind: str, windows_connect: st
     pull.setsockopt(zmq.RCVHWM, cfg.frames_hwm)
     push.setsockopt(zmq.SNDHWM, cfg.windows_hwm)
     rt.info.update(address=rt.bound_address(pull), f=str(f), stride=str(cfg.stride))
-    w = Windower(f, cfg.stride, cfg.track_timeout_s, J=J)
+    w = Windower(f, cfg.stride, cfg.track_timeout_s, J=J, layout=cfg.layout)
     last_seq: dict[str, int] = {}
     poller = zmq.Poller()
     poller.register(pull, zmq.POLLIN)
@@ -161,12 +178,13 @@ def run(cfg: StreamConfig, f: int, J: int, frames_bind: str, windows_connect: st
 
 
 def windows_of_source(observations, f: int, stride: int, track: int | None = None,
-                      max_seconds: float | None = None) -> dict[int, list[np.ndarray]]:
+                      max_seconds: float | None = None, layout: str | None = None) -> dict[int, list[np.ndarray]]:
     """Offline use of the same windowing as the live stage: ``{track: [(f, J, 3) windows]}``.
 
-    ``observations`` yields `stream.producer.Observation`s (enrolment reads a file, a video or a camera).
+    ``observations`` yields `stream.producer.Observation`s (enrolment reads a file, a video or a camera) of
+    ``layout`` (the model's: it decides how missing joints are filled).
     """
-    w = Windower(f, stride, track_timeout_s=float("inf"))
+    w = Windower(f, stride, track_timeout_s=float("inf"), layout=layout)
     out: dict[int, list[np.ndarray]] = {}
     first = None
     for obs in observations:

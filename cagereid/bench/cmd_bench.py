@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 import importlib
 
-HELP = "Benchmarks: training throughput, live pipeline latency, pose extraction speed (prints tables)"
+HELP = ("Benchmarks: training throughput, live pipeline latency, pose extraction speed, missing-joint policies "
+        "(prints tables)")
 
 # what -> module exposing add_arguments(parser) and run(args)
 BENCHES = {
@@ -12,6 +13,7 @@ BENCHES = {
     "stream": "cagereid.bench.stream",
     "pose": "cagereid.bench.pose",
     "lift": "cagereid.bench.lift",
+    "missing-joints": "cagereid.bench.missing",
 }
 
 

@@ -103,8 +103,8 @@ def run(args: argparse.Namespace) -> int:
     from cages.encoder import CageEncoder, la_gaussian, macs_per_window
     from cages.features import CageExtractor, FeatureConfig, resolve_device
     from cages.loss import adjacent_ntxent, la_loss, rec_loss
-    from offline.datasets import registry
     from offline.datasets.base import WindowSet
+    from offline.datasets import registry
     from offline.training.config import build_config
     from offline.training.encoder import EncoderData, batches, la_profiles, new_optimizer, training_step
 
@@ -112,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     device = torch.device(resolve_device(args.device))
     J, f, B = registry.get(args.dataset).joints, args.length, args.batch_size
-    cfg = build_config(dataset=args.dataset, f=f, mode=args.mode, batch_size=B, device=str(device)).resolved()
+    cfg = build_config(dataset=args.dataset, f=f, mode=args.mode,
+                       batch_size=B, device=str(device)).resolved()
     ecfg = cfg.encoder_config(J)
     rng = np.random.default_rng(0)
     n = B * (args.steps + 1)

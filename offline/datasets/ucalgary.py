@@ -275,7 +275,7 @@ def ucalgary_windows(data: UCalgaryData, f: int, runs: int | Iterable[int], stri
     """Sliding windows ``(N, f, J, 3)`` of the given runs, person by person, run by run, in time order.
 
     ``pids`` = subject number, ``recording`` = ``subject*100 + run``, ``offset`` = 0, ``start`` = first
-    frame. ``layout`` other than ``ucalgary18`` converts the joints with ``pose.layouts.convert`` and fails
+    frame. ``layout`` other than ``ucalgary18`` converts the joints with ``pose.convert.convert`` and fails
     with `DatasetError` when a target joint cannot be derived. ``subjects`` restricts the people.
     """
     runs = [int(runs)] if isinstance(runs, (int, np.integer)) else [int(r) for r in runs]
@@ -288,7 +288,8 @@ def ucalgary_windows(data: UCalgaryData, f: int, runs: int | Iterable[int], stri
     for rec in recs:
         joints = rec.joints
         if layout != LAYOUT:
-            from pose.layouts import convert, get_layout
+            from pose.convert import convert
+            from pose.layouts import get_layout
 
             try:
                 joints, valid = convert(joints, LAYOUT, layout)

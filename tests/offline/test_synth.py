@@ -145,3 +145,16 @@ def test_cli_user_errors_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all(line.startswith("error: ") for line in err)
     assert not list(tmp_path.iterdir())
+
+
+def test_monocular_synth_is_hip_centred_complete_and_differs_from_the_clean_set(tmp_path):
+    """`--monocular`: live-domain training data (degraded like MediaPipe, filled like live windows)."""
+    clean = synth_dataset(None, "BIWI", 6, frames=30, **TINY)
+    mono = synth_dataset(tmp_path, "BIWI", 6, frames=30, monocular=True, **TINY)
+    w = mono["train"].windows  # (N, f, 20, 3)
+    assert w.shape == clean["train"].windows.shape and np.isfinite(w).all()
+    assert np.abs(w[..., [12, 16], :].mean(-2)).max() < 0.1  # hips centred on the origin (plus noise)
+    assert not np.allclose(w, clean["train"].windows)
+    assert _same(read_cage_dataset(tmp_path, "BIWI", 6)["train"], mono["train"])
+    with pytest.raises(OfflineError, match="monocular"):
+        synth_dataset(None, "CASIA_B", 20, view=5, monocular=True, **TINY)

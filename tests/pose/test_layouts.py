@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from pose.layouts import LAYOUTS, RECIPES, LayoutError, bone_lengths, convert, get_layout, recipes, root_position
+from pose.convert import RECIPES, convert, recipes
+from pose.layouts import LAYOUTS, LayoutError, bone_lengths, get_layout, root_position
 
 REQUIRED_PAIRS = [("mediapipe33", "kinect_v1"), ("mediapipe33", "casia14"), ("mediapipe33", "openpose_body25"),
                   ("openpose_body25", "casia14"), ("openpose_coco18", "casia14"), ("kinect_v2", "kinect_v1"),

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from cages.windows import centre, sliding_windows
-from pose.layouts import bone_lengths, convert, get_layout
+from pose.convert import convert
+from pose.layouts import bone_lengths, get_layout
 from pose.synthetic import (CASIA_VIEWS, SyntheticError, VirtualCamera, make_identities, make_identity,
                             project_to_image, recordings, walk)
 

@@ -82,3 +82,21 @@ def test_one_source_frame_of_many_tracks_gives_their_windows_together():
     assert msg.windows.shape == (3, 4, 20, 3)
     assert msg.windows[1, :, 5, 0].tolist() == [82.0, 83.0, 83.0, 85.0]
     assert [x.track for x in msg.items()] == tracks and msg.items()[2].window[0, 0, 0] == 112.0
+
+
+def test_with_the_layout_a_joint_never_seen_is_filled_and_only_a_missing_root_breaks_windows():
+    """The live windower fills by the model's layout (`cages.windows.MissingJoints`): a hand never seen still
+    gives complete windows; frames without a root (HipCenter) cannot be filled."""
+    w = Windower(f=3, stride=1, track_timeout_s=10, layout="kinect_v1")
+    valid = np.ones(20, bool)
+    valid[7] = False  # HandLeft, never seen
+    j = np.random.default_rng(0).normal(0, 0.3, (20, 3)).astype(np.float32)
+    j[7] = np.nan
+    out = [one(w.add(frame(1, i, j, valid), now=i * 0.01)) for i in range(4)]
+    assert [m is not None for m in out] == [False, False, True, True]
+    assert np.isfinite(out[2].window).all()
+    valid[0] = False  # no root from now on
+    j[0] = np.nan
+    w2 = Windower(f=3, stride=1, track_timeout_s=10, layout="kinect_v1")
+    assert all(w2.add(frame(1, i, j, valid), now=i * 0.01) == [] for i in range(5))
+    assert w2.incomplete == 3

@@ -1,0 +1,98 @@
+"""Video re-ID manifests (issue #14): CSV and YAML, CASIA-B names, one-line errors, windows of a clip."""
+import numpy as np
+import pytest
+
+from offline.video_manifest import ManifestError, clip_windows, read_manifest
+
+
+def tracks_file(path, pid: int = 0, frames: int = 60, hide_left_arm: bool = False):
+    """A small tracks file as `cagereid extract` writes it: one synthetic walker's MediaPipe landmarks."""
+    from pose import synthetic
+    from pose.extract import ExtractResult, TrackSequence, convert_world, save_tracks
+
+    r = synthetic.walk(synthetic.make_identities(pid + 1)[pid], frames, "mediapipe33", seed=pid)
+    world = np.nan_to_num(np.asarray(r.joints, np.float64))
+    vis = np.ones((frames, 33))
+    if hide_left_arm:
+        vis[:, [13, 15, 17, 19, 21]] = 0.1  # low visibility: MediaPipe's guess, below the 0.5 threshold
+    tr = TrackSequence(1, np.arange(frames), np.arange(frames) / 30, np.ones(frames, bool), np.zeros(frames, bool),
+                       world, np.zeros((frames, 33, 2)), vis, np.zeros((frames, 4)), np.zeros((frames, 3)))
+    tr.joints["kinect_v1"], tr.valid["kinect_v1"] = convert_world(world, vis, "kinect_v1")
+    res = ExtractResult(str(path), "video", 30.0, (640, 480), frames, ("kinect_v1",), [tr])
+    save_tracks(path, res)
+    return path
+
+
+@pytest.fixture()
+def clips(tmp_path):
+    (tmp_path / "walks").mkdir()
+    return {name: tracks_file(tmp_path / "walks" / f"{name}.npz", pid, hide_left_arm=(name == "bo_2"))
+            for name, pid in (("ana_1", 0), ("ana_2", 0), ("bo_1", 1), ("bo_2", 1))}
+
+
+def test_csv_manifest_reads_and_its_clips_give_windows(tmp_path, clips):
+    m = tmp_path / "set.csv"
+    m.write_text("clip,person,role,track\nwalks/ana_1.npz,ana,gallery,\nwalks/ana_2.npz,ana,probe,1\n"
+                 "# a comment line\nwalks/bo_1.npz,bo,Gallery,\nwalks/bo_2.npz,bo,probe,\n")
+    entries = read_manifest(m)
+    assert [(e.clip.name, e.person, e.role, e.track) for e in entries] == [
+        ("ana_1.npz", "ana", "gallery", None), ("ana_2.npz", "ana", "probe", 1),
+        ("bo_1.npz", "bo", "gallery", None), ("bo_2.npz", "bo", "probe", None)]
+    w = clip_windows(entries[3], "kinect_v1", f=6, stride=1)  # left arm hidden: MediaPipe's estimate is used
+    assert w.shape == (55, 6, 20, 3) and np.isfinite(w).all()
+    w = clip_windows(entries[3], "kinect_v1", f=6, stride=1, min_visibility=0.5)  # dropped, then filled
+    assert w.shape == (55, 6, 20, 3) and np.isfinite(w).all()
+
+
+def test_yaml_manifest_and_casia_b_names_parse_by_themselves(tmp_path):
+    (tmp_path / "c").mkdir()
+    for name, pid in (("001-nm-01-090", 0), ("001-bg-02-090", 0), ("002-nm-04-090", 1), ("002-cl-01-072", 1)):
+        tracks_file(tmp_path / "c" / f"{name}.npz", pid, frames=10)
+    m = tmp_path / "casia.yaml"
+    m.write_text("clips:\n" + "".join(f"  - clip: c/{n}.npz\n" for n in
+                                      ("001-nm-01-090", "001-bg-02-090", "002-nm-04-090", "002-cl-01-072")))
+    got = [(e.person, e.role, e.view) for e in read_manifest(m)]
+    assert got == [("001", "gallery", 90), ("001", "probe", 90), ("002", "gallery", 90), ("002", "probe", 72)]
+
+
+@pytest.mark.parametrize("body, message", [
+    ("clip,person,role\nwalks/ana_1.npz,ana,gallery\nwalks/nope.npz,bo,probe\n", r"set.csv:3: walks/nope.npz: no such file"),
+    ("clip,person,role\nwalks/ana_1.npz,ana,gallery\nwalks/bo_1.npz,bo,query\n", r"set.csv:3: .*unknown role 'query'"),
+    ("clip,person,role\nwalks/ana_1.npz,ana,gallery\nwalks/ana_2.npz,ana,probe\n", r"only one person \(ana\)"),
+    ("clip,person,role\nwalks/ana_1.npz,ana,gallery\nwalks/bo_1.npz,bo,gallery\n", r"no probe clip"),
+    ("file,who\nwalks/ana_1.npz,ana\n", r"header line must name the columns"),
+    ("clip,person,role\nwalks/ana_1.npz,,gallery\n", r"no person"),
+])
+def test_a_bad_manifest_is_a_one_line_error(tmp_path, clips, body, message):
+    m = tmp_path / "set.csv"
+    m.write_text(body)
+    with pytest.raises(ManifestError, match=message) as err:
+        read_manifest(m)
+    assert "\n" not in str(err.value) and ManifestError.user_error
+
+
+def test_missing_manifest_and_wrong_kind(tmp_path):
+    with pytest.raises(ManifestError, match="no such manifest"):
+        read_manifest(tmp_path / "none.csv")
+    (tmp_path / "m.txt").write_text("x")
+    with pytest.raises(ManifestError, match=r"\.csv or \.yaml"):
+        read_manifest(tmp_path / "m.txt")
+
+
+def test_cagereid_evaluate_tracks_writes_the_report_and_bad_manifests_are_one_line(tmp_path, clips, capsys):
+    from cagereid.cli import main
+
+    m = tmp_path / "set.csv"
+    m.write_text("clip,person,role\nwalks/ana_1.npz,ana,gallery\nwalks/bo_1.npz,bo,gallery\n"
+                 "walks/ana_2.npz,ana,probe\nwalks/bo_2.npz,bo,probe\n")
+    assert main(["evaluate", "--tracks", str(m), "--out", str(tmp_path / "rep")]) == 0
+    out = capsys.readouterr().out
+    for method in ("CAGEs", "raw-kNN", "D13-kNN"):
+        assert f"| {method} |" in out
+    report = (tmp_path / "rep" / "report.md").read_text()
+    assert "probe sequence" in out and "missing joints" in report
+    assert any(p.suffix == ".png" and "cmc" in p.name.lower() for p in (tmp_path / "rep").iterdir())
+    m.write_text("clip,person,role\nwalks/ana_1.npz,ana,gallery\nwalks/ana_2.npz,ana,probe\n")
+    assert main(["evaluate", "--tracks", str(m), "--out", str(tmp_path / "rep2")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "only one person" in err and err.count("\n") == 1
