@@ -26,11 +26,13 @@ class WorkerError(EstimatorError):
 
 
 def workers_arg(text: str):
-    """``'auto'`` or a count >= 0, from a command-line flag (a ValueError otherwise: argparse reports it)."""
+    """``'auto'`` or a count >= 0, from a command-line flag (argparse type: its error names the flag)."""
+    import argparse
+
     if text == "auto":
         return text
     if not text.isdigit():
-        raise ValueError(f"expected auto or a count >= 0, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected auto or a count >= 0, got {text!r}")
     return int(text)
 
 
