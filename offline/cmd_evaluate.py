@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "evaluate CAGEs and the raw/D13 kNN baselines (P1 classifier and P2 retrieval protocols); write a report"
+HELP = "Evaluate CAGEs and the raw/D13 kNN baselines (P1 classifier and P2 retrieval protocols); write a report"
 
 METHODS = ("cage", "raw-kNN", "D13-kNN")
 DISTANCES = ("euclidean", "cosine")

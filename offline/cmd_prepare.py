@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "build BIWI/IAS/KGBD/KS20/UCalgary windows from the raw recordings (CAGE or P2 layout, seeded splits)"
+HELP = "Build BIWI/IAS/KGBD/KS20/UCalgary windows from the raw recordings (CAGE or P2 layout, seeded splits)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "gather the report.json of several evaluation runs into one comparison table (Markdown)"
+HELP = "Gather the report.json of several evaluation runs into one comparison table (Markdown)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "write a synthetic dataset in the CAGE pre-processed layout (or --check a dataset folder)"
+HELP = "Write a synthetic dataset in the CAGE pre-processed layout (or --check a dataset folder)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

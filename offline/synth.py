@@ -50,6 +50,7 @@ import numpy as np
 
 from cages.io import write_json
 from cages.windows import sliding_windows
+from offline.datasets import registry
 from offline.datasets.base import DatasetError, WindowSet
 from offline.datasets.cage_layout import (
     DATASET_LAYOUT, DEFAULT_F, _check_view, canonical_dataset, dataset_folder, split_names, write_cage_dataset,
@@ -57,12 +58,12 @@ from offline.datasets.cage_layout import (
 from offline.errors import OfflineError
 
 #: Frames per walk by default (at least ``2 f + rounds`` so that every offset round gives windows).
-DEFAULT_FRAMES: dict[str, int] = {"BIWI": 60, "IAS": 60, "KGBD": 60, "KS20": 45, "CASIA_B": 60, "CASIA_B_match": 110}
+DEFAULT_FRAMES: dict[str, int] = {d.name: d.synth_frames for d in registry.REGISTRY if d.synth}
 DEFAULT_ROUNDS = 10
 KS20_VIEW_DEG = (0.0, 30.0, 90.0, 130.0, 180.0)  # cross-view split viewpoints (CAGE_SPEC §1.5)
 CME_VIEWS = (3, 5, 7)  # 54, 90, 126 degrees
 _CONDITION_CODE = {"nm": 1, "bg": 2, "cl": 3}
-_DATASET_CODE = {"BIWI": 1, "IAS": 2, "KGBD": 3, "KS20": 4, "CASIA_B": 5, "CASIA_B_match": 6}
+_DATASET_CODE = {d.name: i + 1 for i, d in enumerate(registry.REGISTRY) if d.synth}  # seeds: BIWI 1 ... CME 6
 
 
 

@@ -219,8 +219,9 @@ def main(argv: list[str] | None = None) -> int:
                                      description="write synthetic raw BIWI/IAS/KGBD/KS20 trees (owners' file formats, "
                                                  "with their defects) for trying `cagereid prepare`")
     parser.add_argument("out", help="folder to create <DATASET>/ in")
-    parser.add_argument("--dataset", nargs="+", default=["BIWI", "IAS", "KGBD", "KS20"],
-                        choices=["BIWI", "IAS", "KGBD", "KS20"])
+    from offline.datasets.registry import RAW_BENCHMARKS
+
+    parser.add_argument("--dataset", nargs="+", default=list(RAW_BENCHMARKS), choices=RAW_BENCHMARKS)
     parser.add_argument("--people", type=int, default=6)
     parser.add_argument("--frames", type=int, default=60, help="frames per recording before defects and trimming")
     parser.add_argument("--seed", type=int, default=0)

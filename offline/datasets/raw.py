@@ -37,6 +37,7 @@ from typing import Callable
 
 import numpy as np
 
+from offline.datasets import registry
 from offline.datasets.base import DatasetError
 
 #: Raw split folders (relative to the dataset folder) -> our split name.
@@ -322,8 +323,8 @@ def read_raw(dataset: str, raw_root: str | Path, trim: int = DEFAULT_TRIM, origi
     Returns a `RawDataset` whose recordings are sorted by (split, person, name). Malformed files are
     skipped and listed in ``.skipped``; a missing dataset or split folder raises `DatasetError`.
     """
-    if dataset not in ("BIWI", "IAS", "KGBD", "KS20"):
-        raise DatasetError(f"no raw reader for {dataset!r}; expected BIWI, IAS, KGBD or KS20")
+    if dataset not in registry.RAW_BENCHMARKS:
+        raise DatasetError(f"no raw reader for {dataset!r}; expected one of {', '.join(registry.RAW_BENCHMARKS)}")
     if trim < 0:
         raise DatasetError(f"trim must be >= 0, got {trim}")
     folder = dataset_folder(dataset, raw_root)

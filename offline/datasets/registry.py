@@ -29,6 +29,7 @@ class Dataset:
     raw: bool = False  # `cagereid prepare` builds it from raw recordings
     synth: bool = True  # `cagereid synth` writes it
     cage_optional: tuple[str, ...] = ()  # optional split keys in the CAGE layout (BIWI Still is ours)
+    synth_frames: int = 60  # frames per synthetic walk by default (>= 2 f + rounds: every offset round gives windows)
 
 
 REGISTRY: tuple[Dataset, ...] = (
@@ -38,11 +39,11 @@ REGISTRY: tuple[Dataset, ...] = (
     Dataset("KGBD", "kinect_v1", 20, 6, 150, 200, 0.5, 164, ("train", "test"), ("train", "gallery", "probe"),
             raw=True),
     Dataset("KS20", "kinect_v2", 25, 6, 400, 800, 0.1, 20, ("train", "test"), ("train", "gallery", "probe"),
-            raw=True),
+            raw=True, synth_frames=45),
     # CVE: per view, read_cage_dataset(root, "CASIA_B", f, view=v), v in 0..10
     Dataset("CASIA_B", "casia14", 14, 20, 100, 1000, 0.15, 124, ("train", "test")),
     Dataset("CASIA_B_match", "casia14", 14, 50, None, None, None, 124, ("train", "nm", "bg", "cl"),
-            cage_optional=("test_all",)),
+            cage_optional=("test_all",), synth_frames=110),
     # ours: Run1 is the training part; Run1 again (test-style windows) is the gallery.
     Dataset("UCALGARY", "ucalgary18", 18, 6, 8, 300, 0.1, 13, (), ("train", "gallery", "same", "cross"),
             raw=True, synth=False),
@@ -54,6 +55,8 @@ NAMES: tuple[str, ...] = tuple(BY_NAME)
 TRAINABLE: tuple[str, ...] = tuple(d.name for d in REGISTRY if d.encoder_epochs is not None)
 #: Datasets `cagereid prepare` builds from raw recordings.
 RAW: tuple[str, ...] = tuple(d.name for d in REGISTRY if d.raw)
+#: The public benchmarks whose owners' raw recording formats `offline.datasets.raw` reads (UCalgary has its own).
+RAW_BENCHMARKS: tuple[str, ...] = tuple(n for n in RAW if n != "UCALGARY")
 #: Datasets with the CAGE paper's on-disk layout (offline.datasets.cage_layout).
 CAGE: tuple[str, ...] = tuple(d.name for d in REGISTRY if d.cage_splits)
 #: Datasets `cagereid synth` writes.
