@@ -310,3 +310,28 @@ def test_a_dead_pose_worker_is_a_one_line_error():
             w.submit([(1, crop, False)])
             w.collect()
     assert getattr(WorkerError, "user_error", False)
+
+
+def test_recorded_tracks_are_read_with_the_live_visibility_threshold(tmp_path):
+    """A file extracted with --min-visibility 0.5 reads like one made with the default (MediaPipe's estimates of
+    hidden landmarks kept), so enrolment, live and evaluation see the same joints whatever made the file."""
+    from pose.extract import MIN_VISIBILITY, ExtractResult, TrackSequence, convert_world, load_tracks, save_tracks
+    from stream.producer import open_observations
+
+    T = 12
+    world = np.random.default_rng(0).normal(0, 0.3, (T, 33, 3))
+    vis = np.ones((T, 33))
+    vis[:, 14] = 0.2  # the right elbow: hidden, estimated
+    tr = TrackSequence(1, np.arange(T), np.arange(T) / 30, np.ones(T, bool), np.zeros(T, bool), world,
+                       np.zeros((T, 33, 2)), vis, np.zeros((T, 4)), np.zeros((T, 3)))
+    tr.joints["kinect_v1"], tr.valid["kinect_v1"] = convert_world(world, vis, "kinect_v1", 0.5)
+    assert not tr.valid["kinect_v1"][:, 9].any()  # ElbowRight missing in the file
+    save_tracks(tmp_path / "t.npz", ExtractResult("x", "video", 30.0, None, T, ("kinect_v1",), [tr]))
+    back = load_tracks(tmp_path / "t.npz").tracks[0]
+    joints, valid = back.layout_joints("kinect_v1")
+    assert MIN_VISIBILITY == 0.0 and valid.all()
+    assert np.allclose(joints, convert_world(world, vis, "kinect_v1", 0.0)[0])
+    obs, _ = open_observations(str(tmp_path / "t.npz"), "kinect_v1", 30.0)
+    assert all(o.valid.all() for o in obs)
+    stored, stored_valid = back.layout_joints("kinect_v1", None)  # None: as stored
+    assert not stored_valid[:, 9].any()
