@@ -273,7 +273,7 @@ def shard_of(item: Item, n: int) -> int:
 
 
 def parse_shard(text: str) -> tuple[int, int]:
-    """``'K/N'`` -> ``(K, N)`` with 1 <= K <= N (a `OfflineError` otherwise)."""
+    """``'K/N'`` -> ``(K, N)`` with 1 <= K <= N (an `OfflineError` otherwise)."""
     m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
     if not m or not 1 <= int(m.group(1)) <= int(m.group(2)):
         raise OfflineError(f"--shard must be K/N with 1 <= K <= N, e.g. 3/8 (got {text!r})")

@@ -146,8 +146,8 @@ def test_shards_then_merge_give_the_unsharded_layouts(tmp_path, library, openpos
             openpose_walk(folder, uv + 200.0, stem=folder.name)
     (tree / "not-a-casia-name").mkdir()
     openpose_walk(tree / "not-a-casia-name", uv + 200.0, stem="x")
-    base = ["casia-b", str(tree), "--pose", "openpose-json", "--lifter-file", str(library), "--cve-f", "10",
-            "--cme-f", "10", "--cme-train-subjects", "1", "--workers", "1", "--no-progress"]
+    base = ["casia-b", "--data-root", str(tree), "--pose", "openpose-json", "--lifter-file", str(library),
+            "--cve-f", "10", "--cme-f", "10", "--cme-train-subjects", "1", "--workers", "1", "--quiet"]
     items = C.discover(tree, "openpose-json")
     assert sorted(C.shard_of(it, 3) for it in items) != [1] * len(items)  # the hash spreads them
     assert main(base + ["--out", str(tmp_path / "one")]) == 0
