@@ -43,9 +43,9 @@ def tracks_windows(paths, layout: str, f: int, stride: int = 1, policy: str | No
     """A `WindowSet` of every track of the tracks files ``paths`` (see `find_tracks_files`), in ``layout`` with
     window length ``f``. ``meta["tracks"]`` lists ``(file, track id, windows)`` per recording id.
     A file that is not a tracks file raises `DatasetError` naming it."""
+    from offline.video_manifest import windows_of_track
     from pose.extract import MIN_VISIBILITY, load_tracks
     from pose.sources import SourceError
-    from offline.video_manifest import windows_of_track
 
     files = find_tracks_files(paths)
     mv = MIN_VISIBILITY if min_visibility is None else min_visibility
@@ -62,7 +62,7 @@ def tracks_windows(paths, layout: str, f: int, stride: int = 1, policy: str | No
                 raise DatasetError(f"{path}: track {tr.track_id} cannot be converted to {layout} ({exc})") from None
             w, s = windows_of_track(joints, valid, layout, f, stride, policy, with_starts=True)
             rec = len(listing)
-            listing.append((str(path), int(tr.track_id), int(len(w))))
+            listing.append((str(path), int(tr.track_id), len(w)))
             if len(w):
                 wins.append(w)
                 recs.append(np.full(len(w), rec, np.int64))

@@ -38,7 +38,9 @@ def init_settings(init: str | os.PathLike) -> tuple[dict, dict]:
     try:
         meta = json.loads(js.read_text())
         enc = meta["encoder"]
-        f, layout = int(meta.get("f", enc["f"])), meta["layout"]
+        f = int(meta.get("f", enc["f"]))
+        if not meta.get("layout"):
+            raise KeyError("layout")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"--init {js}: unreadable model metadata ({exc})") from None
     names = set(TrainConfig.__dataclass_fields__)
