@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"[bold]cagereid demo[/bold]: loading the encoder "
                       f"({escape(args.model or 'shipped: cages/pretrained')}) ...")
         encoder = load_encoder(args.model, cfg.device)
-        console.print(f"model {escape(encoder.fingerprint)} (f={encoder.f}, {encoder.layout}) on {encoder.device}; enrolling "
+        console.print(f"model {escape(encoder.fingerprint)} (f={encoder.f}, {escape(str(encoder.layout))}) on {escape(str(encoder.device))}; enrolling "
                       f"{args.known} synthetic walkers ({', '.join(walker_name(i) for i in range(args.known))}) ...")
         enrol_synthetic(gallery, encoder, people, args.known, args.seed, cfg.stride, cfg.fps)
         with Gallery(gallery) as g:

@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
             stopped = time.time()
         finally:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the stop below runs to its end
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             pipe.stop()
     print_summary(pipe.state, console, stopped)
     console.print(f"stopped: {reason}", markup=False)

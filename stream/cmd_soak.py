@@ -118,8 +118,7 @@ def stop_check(way: str, gallery: str | None, model: str | None = None, config: 
         # the producer starts last, once identify and windower run: three stage processes = all up
         while time.time() < end and proc.poll() is None:
             seen.update(descendants(proc.pid))
-            stages = [p for p in seen if b"spawn_main" in _cmdline(p) and p in still_running(seen)]
-            if len(stages) >= 3:
+            if len(stage_pids(seen)) >= 3:
                 break
             time.sleep(0.1)
         time.sleep(1.5)  # decisions flowing
@@ -148,6 +147,13 @@ def stop_check(way: str, gallery: str | None, model: str | None = None, config: 
     out_path.unlink(missing_ok=True)
     return {"way": way, "rc": rc, "summary": "stopped:" in text, "processes": len(seen),
             "left_running": len(left), "gone_after_s": round(gone_s, 2), "tail": text[-300:]}
+
+
+def stage_pids(procs: dict[int, int]) -> list[int]:
+    """The running stage processes among ``procs``: the children of the multiprocessing fork server."""
+    running = still_running(procs)
+    servers = {p for p in running if b"forkserver" in _cmdline(p)}
+    return [p for p in running if (_proc_stat(p) or (0,))[0] in servers]
 
 
 def _cmdline(pid: int) -> bytes:
@@ -270,7 +276,9 @@ def flood(pipe, n: int, seed: int = 0) -> dict:
     buses = list(tmpl)
     for i in range(n):
         bus = buses[int(rng.integers(len(buses)))]
-        frames = mutate(tmpl[bus][int(rng.integers(len(tmpl[bus])))], rng)
+        frames = []
+        while not frames:  # a mutation that leaves no part at all cannot be sent: draw another
+            frames = mutate(tmpl[bus][int(rng.integers(len(tmpl[bus])))], rng)
         if bus == "events":
             is_bad = True  # every event from this peer is malformed or spoofed
         else:
@@ -282,8 +290,6 @@ def flood(pipe, n: int, seed: int = 0) -> dict:
                 is_bad = False
             except MessageError:
                 is_bad = True
-        if not frames:
-            continue  # nothing to send
         try:
             socks[bus].send_multipart(frames)
         except zmq.ZMQError:
@@ -351,7 +357,7 @@ def intruders(pipe, n: int = 300) -> dict:
            - before["spoofed"] - before["malformed"],
            "stage_messages_through": (_counter(pipe, "windower", "malformed") - before["windower_malformed"]
                                       + _counter(pipe, "identify", "malformed") - before["identify_malformed"]),
-           "handshakes_rejected": pipe.auth.rejected}
+           "handshakes_rejected_on_events_bus": pipe.auth.rejected}
     return {"attempts": tries, **got, "producer_finished_by_spoof": pipe.producer_finished,
             "nothing_through": got["decisions_from_intruders"] == 0 and got["events_through"] == 0
             and got["stage_messages_through"] == 0 and not pipe.producer_finished}
@@ -472,7 +478,7 @@ def run(args: argparse.Namespace) -> int:
         i = results["intruders"]
         row("processes without the run's keys", f"{i['attempts']} sends to every bus (no keys / made-up keys)",
             f"{i['events_through']} events and {i['stage_messages_through']:.0f} stage messages got through; "
-            f"{i['handshakes_rejected']} handshakes rejected", i["nothing_through"])
+            f"{i['handshakes_rejected_on_events_bus']} made-up key rejected on the events bus", i["nothing_through"])
         o = results["oversize"]
         row("oversize message", f"one {o['sent_mb']} MB part to the windower",
             f"refused by the transport (reached the decoder: {o['reached_decoder']}); windower RSS "

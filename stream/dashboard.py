@@ -222,10 +222,13 @@ def sigterm_stops():
         raise Terminated()
 
     old = signal.signal(signal.SIGTERM, handler)
+    # Ctrl-C / SIGINT always interrupts, even when started from a shell that ignores SIGINT for background jobs
+    old_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, old)
+        signal.signal(signal.SIGINT, old_int)
 
 
 def exit_status(reason: str) -> int:

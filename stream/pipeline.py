@@ -37,16 +37,34 @@ from stream.messages import _MAX_HEADER, ControlMsg, DecisionMsg, MessageError, 
 
 STAGES = ("identify", "windower", "producer")
 STABLE_S = 10.0  # a stage that ran this long before dying is restarted at once (no back-off)
+PRELOAD = ["numpy", "zmq", "torch", "stream.runtime", "stream.producer", "stream.windower", "stream.identify",
+           "cages.features", "cages.matcher"]
+
+
+def _release_fork_server() -> None:
+    """A process forked by the fork server inherits the write end of the server's "alive" pipe (so that it could
+    start processes itself). A stage never does; holding it would keep the server alive after the supervisor
+    died, and with it the stages, whose parent-death signal fires when the server exits."""
+    try:
+        from multiprocessing import forkserver
+
+        server = forkserver._forkserver
+        if server._forkserver_alive_fd is not None:
+            os.close(server._forkserver_alive_fd)
+            server._forkserver_alive_fd = None
+    except (AttributeError, OSError):
+        pass  # the "alive" heartbeat on the control bus still stops an orphan
 
 
 def _stage_main(name: str, kwargs: dict, parent_pid: int) -> int:
-    """Process entry point (importable, so the spawn start method can find it). The keys in ``kwargs`` arrive
-    through the spawn start method's pipe, never on a command line."""
+    """Process entry point (importable, so the fork server can find it). The keys in ``kwargs`` arrive through
+    the fork server's socket, never on a command line or in the environment."""
     import importlib
     import sys
 
     from stream.runtime import die_with_parent
 
+    _release_fork_server()
     die_with_parent(parent_pid)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     mod = importlib.import_module(f"stream.{name}")
@@ -79,7 +97,12 @@ class Pipeline:
 
     def __post_init__(self) -> None:
         self.ctx = zmq.Context()
-        self.mp = mp.get_context("spawn")
+        # Stages are forked from a fork server that has imported torch, numpy, zmq and the stage modules once:
+        # a restarted identify does not pay the ~2 s torch import again. Each stage still starts from a clean
+        # single-threaded process (not a fork of this one), and the server exits when this process does.
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        self.mp = mp.get_context("forkserver")
+        self.mp.set_forkserver_preload(PRELOAD)
         self.procs: dict[str, StageProc] = {}
         self.f: int | None = None
         self.J: int | None = None

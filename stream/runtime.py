@@ -30,21 +30,29 @@ class StageError(StreamError):
     """A stage cannot start (address in use, model unreadable): reported to the supervisor, which stops."""
 
 
-def die_with_parent(parent_pid: int | None) -> None:
-    """Linux: ask the kernel to send SIGTERM to this process when its parent (the supervisor) dies, then make sure
-    the parent did not die before the request (exit at once if it did). A no-op elsewhere."""
+def die_with_parent(supervisor_pid: int | None) -> None:
+    """Linux: ask the kernel to send SIGTERM to this process when its parent dies (the fork server, which exits
+    with the supervisor), then make sure neither died before the request (exit at once if so). A no-op
+    elsewhere (the control-channel heartbeat still stops an orphan)."""
     import sys
 
-    if not parent_pid or not sys.platform.startswith("linux"):
+    if not supervisor_pid or not sys.platform.startswith("linux"):
         return
     import ctypes
 
+    parent = os.getppid()
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
     except (OSError, AttributeError):
-        return  # the control-channel heartbeat still stops an orphan
-    if os.getppid() != parent_pid:
+        return
+    try:
+        os.kill(supervisor_pid, 0)
+    except ProcessLookupError:
+        os._exit(0)
+    except PermissionError:
+        pass
+    if os.getppid() != parent:
         os._exit(0)
 
 

@@ -11,8 +11,8 @@ the keys (any other local user or program) cannot complete the handshake, so it 
 
 `RunKeys.generate()` makes fresh keys at every start-up (``zmq.curve_keypair``, never written to disk). The
 supervisor hands each stage only what it needs (`RunKeys.for_stage`: its own client pair, the public keys of
-the buses it connects to, the secret of the bus it binds) inside the spawn start method's inherited pipe,
-never on a command line or in the environment.
+the buses it connects to, the secret of the bus it binds) through the multiprocessing fork server's Unix
+socket, never on a command line or in the environment.
 
 Extending to long-lived keys (remote cameras) means: load key pairs from files instead of `generate`, and add
 the cameras' public keys to the ``frames`` allow-list (`StageKeys.allow`); nothing else here changes.

@@ -44,14 +44,23 @@ def _pct(a, q):
     return float(np.percentile(np.asarray(a, float), q)) if len(a) else float("nan")
 
 
-def bench_hop(n: int = 2000) -> dict:
+def bench_hop(n: int = 2000, curve: bool = False) -> dict:
+    """Round trips of one FrameMsg; ``curve``: CURVE-encrypted with a ZAP handler, as the pipeline's buses."""
     import numpy as np
     import zmq
 
+    from stream import security
     from stream.messages import FrameMsg, decode
 
     ctx = zmq.Context()
     a, b = ctx.socket(zmq.PAIR), ctx.socket(zmq.PAIR)
+    auth = None
+    if curve:
+        keys = security.RunKeys.generate()
+        server, client = keys.for_stage("windower"), keys.for_stage("producer")
+        auth = security.Authenticator(ctx, server.allow)
+        security.serve(a, server, "frames", 1 << 16)
+        security.client(b, client, "frames", 1 << 16)
     port = a.bind_to_random_port("tcp://127.0.0.1")
     b.connect(f"tcp://127.0.0.1:{port}")
     joints = np.random.default_rng(0).normal(size=(1, 20, 3)).astype(np.float32)
@@ -71,6 +80,8 @@ def bench_hop(n: int = 2000) -> dict:
             rts.append((t2 - t1) * 1e6)
     a.close()
     b.close()
+    if auth is not None:
+        auth.stop()
     ctx.term()
     return {"round_trip_p50_us": _pct(rts, 50), "round_trip_p95_us": _pct(rts, 95), "hop_p50_us": _pct(rts, 50) / 2,
             "encode_decode_p50_us": _pct(codec, 50)}
@@ -159,11 +170,15 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     console.print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
                   f"model {args.model or 'cages/pretrained'}")
-    hop = bench_hop()
+    hops = {"plain": bench_hop(), "CURVE + ZAP (the pipeline's buses)": bench_hop(curve=True)}
     t = Table(title="ZeroMQ hop (FrameMsg, 1 track x 20 joints, tcp://127.0.0.1, same process)")
-    for k in hop:
+    t.add_column("transport")
+    for k in hops["plain"]:
         t.add_column(k)
-    t.add_row(*(f"{v:.1f}" for v in hop.values()))
+    t.add_column("round trip vs plain")
+    for name, hop in hops.items():
+        t.add_row(name, *(f"{v:.1f}" for v in hop.values()),
+                  f"{hop['round_trip_p50_us'] / hops['plain']['round_trip_p50_us']:.2f}x")
     console.print(t)
 
     import torch

@@ -1,5 +1,5 @@
 """Make the test-only fake encoder (stream_fakes.py) importable, also in the stage processes the tests spawn
-(the spawn start method hands sys.path to the children). The suite runs with --import-mode=importlib, which
+(the fork server gets sys.path from the process that starts it). The suite runs with --import-mode=importlib, which
 does not put test folders on sys.path."""
 import sys
 from pathlib import Path

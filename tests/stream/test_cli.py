@@ -85,3 +85,65 @@ def test_enroll_then_list_then_remove(tmp_path, capsys):
     code, out, _ = _main(capsys, "gallery", "remove", "ben", "--gallery", g)
     assert code == 0 and "removed ben (39 embeddings)" in out
     assert "ben" not in _main(capsys, "gallery", "list", "--gallery", g)[1]
+
+
+def test_enroll_from_synthetic_ends_and_bad_names_models_and_sources_are_one_line(tmp_path, capsys):
+    g = str(tmp_path / "g.sqlite")
+    # the form --help shows (no walks=): one walk, then done (it used to run forever)
+    code, out, err = _main(capsys, "enroll", "--name", "ana", "--source", "synthetic:ids=0", "--model",
+                           "stream_fakes:make_encoder", "--gallery", g)
+    assert code == 0 and "enrolled ana: 99 embeddings" in out, err
+    code, _, err = _main(capsys, "enroll", "--name", "x[/b]", "--source", "synthetic:ids=0", "--model",
+                         "stream_fakes:make_encoder", "--gallery", g)
+    assert code == 2 and "invalid person name" in err
+    code, _, err = _main(capsys, "enroll", "--name", "x", "--source", "synthetic:ids=0,walks=0", "--model",
+                         "stream_fakes:make_encoder", "--gallery", g)
+    assert code == 2 and "never ends" in err
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "encoder.pt").write_bytes(b"\x80garbage" * 100)
+    code, _, err = _main(capsys, "enroll", "--name", "ben", "--source", "synthetic:ids=1", "--model", str(model),
+                         "--gallery", g)
+    assert code == 2 and str(model) in err and "cannot load" in err and len(err.strip().splitlines()) == 1
+    text = tmp_path / "walk.mp4"
+    text.write_text("not a video")
+    code, _, err = _main(capsys, "live", "--source", str(text), "--duration", "1")
+    assert code == 2 and "walk.mp4" in err and "cannot open" in err
+    empty = tmp_path / "empty.npz"
+    import numpy as np
+
+    np.savez(empty)
+    code, _, err = _main(capsys, "live", "--source", str(empty), "--duration", "1")
+    assert code == 2 and "empty.npz" in err
+
+
+def test_markup_in_names_is_printed_as_text(tmp_path, capsys):
+    """A name holding rich markup ("[/") used to crash `gallery list`, `gallery remove` (after deleting) and the
+    live summary. Such names can no longer be enrolled, but an older gallery may hold them."""
+    import sqlite3
+
+    import numpy as np
+
+    from stream.gallery import Gallery
+
+    g = tmp_path / "g.sqlite"
+    with Gallery(g) as gal:
+        gal.enroll("ana", np.ones((2, 4), np.float32), "fp1")
+    with sqlite3.connect(g) as db:
+        db.execute("UPDATE people SET name = '[/]x[bold' WHERE name = 'ana'")
+    code, out, err = _main(capsys, "gallery", "list", "--gallery", str(g))
+    assert code == 0 and "[/]x[bold" in out, err
+    code, out, err = _main(capsys, "gallery", "remove", "[/]x[bold", "--gallery", str(g))
+    assert code == 0 and "removed [/]x[bold (2 embeddings)" in out, err
+
+    from rich.console import Console
+
+    from stream.dashboard import print_summary
+    from stream.dashboard import DashboardState
+    from stream.messages import DecisionMsg
+
+    state = DashboardState()
+    state.on_decision(DecisionMsg(track=1, identity="[/red]", confidence=1.0, windows=5, score=1.0, best="[/b]",
+                                  t_pub=1.0, t_decided=1.01, label="[bold"))
+    state.note("identify: gallery [/] broken")
+    print_summary(state, Console(file=open(os.devnull, "w"), width=100))

@@ -84,6 +84,20 @@ def test_one_source_frame_of_many_tracks_gives_their_windows_together():
     assert [x.track for x in msg.items()] == tracks and msg.items()[2].window[0, 0, 0] == 112.0
 
 
+def test_the_joint_count_comes_from_the_model_not_from_the_first_frame():
+    """A 7-joint frame sent before the real stream used to fix the joint count and make every real frame
+    malformed (0 decisions). With the model's J, the odd frame is the one refused."""
+    from stream.messages import MessageError
+
+    w = Windower(f=3, stride=1, track_timeout_s=10, J=20)
+    odd = FrameMsg(seq=0, frame=0, t_capture=0.0, t_pub=0.0, tracks=[99], joints=np.zeros((1, 7, 3), np.float32))
+    with pytest.raises(MessageError):
+        w.add(odd, now=0.0)
+    for i in range(3):
+        w.add(frame(1, i), now=0.01 * i)
+    assert len(w.tracks[1].frames) == 3 and 99 not in w.tracks
+
+
 def test_with_the_layout_a_joint_never_seen_is_filled_and_only_a_missing_root_breaks_windows():
     """The live windower fills by the model's layout (`cages.windows.MissingJoints`): a hand never seen still
     gives complete windows; frames without a root (HipCenter) cannot be filled."""
