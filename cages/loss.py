@@ -7,7 +7,9 @@
   rows of the TF code (vectorised form of train.py:714-730).
 * `positive_mask` + `multi_positive_ntxent`: the improved loss: positives are explicit (same recording, start
   frames at most ``max_shift`` apart), so batches can be shuffled.
-* `l2_penalty`: ``λ Σ ½‖θ‖²`` over all parameters (added to the loss, not decoupled weight decay).
+* `l2_penalty`: ``λ Σ ½‖θ‖²`` over all parameters (added to the loss, not decoupled weight decay);
+  `add_l2_grad_`: the same term applied after the backward pass (its gradient ``λθ`` added to ``.grad``, no
+  autograd graph), what training uses.
 """
 from __future__ import annotations
 
@@ -69,3 +71,20 @@ def multi_positive_ntxent(z: torch.Tensor, pos: torch.Tensor, tau: float) -> tor
 def l2_penalty(params: Iterable[torch.Tensor], lam: float) -> torch.Tensor:
     """``λ Σ_θ ½‖θ‖²`` (TF ``l2_loss`` on every trainable variable, train.py:769-775)."""
     return lam * sum(0.5 * p.pow(2).sum() for p in params)
+
+
+@torch.no_grad()
+def add_l2_grad_(params: Iterable[torch.Tensor], lam: float) -> torch.Tensor:
+    """The gradient of `l2_penalty`, ``λθ``, added to every trainable parameter's ``.grad`` after the backward
+    pass (a parameter without one gets it, as the L2 term in the loss would give it); returns the term's value
+    ``λ Σ ½‖θ‖²`` for the log. Same gradient as putting `l2_penalty` in the loss, without its autograd graph
+    (about a tenth of a faithful training step's time on CPU)."""
+    params = [p for p in params if p.requires_grad]
+    for p in params:
+        if p.grad is None:
+            p.grad = p.detach() * lam
+        else:
+            p.grad.add_(p.detach(), alpha=lam)
+    if not params:
+        return torch.zeros(())
+    return lam * 0.5 * torch.stack([p.detach().pow(2).sum() for p in params]).sum()

@@ -273,7 +273,7 @@ def shard_of(item: Item, n: int) -> int:
 
 
 def parse_shard(text: str) -> tuple[int, int]:
-    """``'K/N'`` -> ``(K, N)`` with 1 <= K <= N (a `OfflineError` otherwise)."""
+    """``'K/N'`` -> ``(K, N)`` with 1 <= K <= N (an `OfflineError` otherwise)."""
     m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
     if not m or not 1 <= int(m.group(1)) <= int(m.group(2)):
         raise OfflineError(f"--shard must be K/N with 1 <= K <= N, e.g. 3/8 (got {text!r})")
@@ -450,13 +450,17 @@ def merge_shards(out, log=print) -> BatchResult:
 # CVE / CME layouts
 # ---------------------------------------------------------------------------------------------------------
 def load_sequences(out: Path, entries: dict) -> list[tuple[CasiaName, np.ndarray]]:
+    """The converted sequences a manifest lists as ok. The manifest is not trusted for paths: an entry is read
+    only when its key is exactly a CASIA-B name, and its file is ``out/sequences/<that name>.npz``."""
     seqs = []
     for stem, e in sorted(entries.items()):
-        if e.get("status") != "ok":
+        if not isinstance(e, dict) or e.get("status") != "ok":
             continue
         name = parse_name(stem)
-        p = out / "sequences" / f"{stem}.npz"
-        if name is None or not p.is_file():
+        if name is None or name.stem != stem:  # e.g. "../../elsewhere/001-nm-01-090": not a plain name
+            continue
+        p = out / "sequences" / f"{name.stem}.npz"
+        if not p.is_file():
             continue
         with np.load(p, allow_pickle=False) as z:
             seqs.append((name, z["joints"].astype(np.float64)))

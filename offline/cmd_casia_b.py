@@ -2,7 +2,7 @@
 
     cagereid casia-b /data/CASIA-B/videos --out runs/casia_b --workers 4                # MediaPipe
     cagereid casia-b /data/CASIA-B/openpose --pose openpose-json --lifter matching --out runs/casia_b_op
-    cagereid casia-b /data/CASIA-B/videos --out runs/casia_b --shard 3/8     # one of 8 jobs (any scheduler)
+    cagereid casia-b --data-root /data/CASIA-B/videos --out runs/casia_b --shard 3/8   # one of 8 jobs (any scheduler)
     cagereid casia-b --merge --out runs/casia_b                              # after all 8: manifest + layouts
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from cagereid.flags import add_quiet
 
     p.add_argument("--data-root", type=Path, default=None, metavar="DIR",
-                   help="CASIA-B tree: videos SSS-CC-NN-VVV.avi, or OpenPose JSON folders so named")
+                   help="CASIA-B tree: videos SSS-CC-NN-VVV.avi, or OpenPose JSON folders so named (not with --merge)")
     p.add_argument("root", type=Path, nargs="?", default=None, help=argparse.SUPPRESS)  # old spelling: positional
     p.add_argument("--out", type=Path, required=True,
                    help="output folder: sequences/, Datasets/CASIA_B[_match]/..., manifest.json, failures.txt")

@@ -10,6 +10,12 @@ HELP = "Extract per-person 3D skeleton tracks (MediaPipe Pose) from a video, cam
 
 
 
+def _workers(value: str):
+    from pose.workers import workers_arg
+
+    return workers_arg(value)
+
+
 def _multi(value: str):
     v = value.lower()
     if v in ("auto",):
@@ -38,6 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--fps", type=float, help="frame rate of an image folder (default: 25) or override for a video")
     p.add_argument("--detect-every", type=int, default=10, help="run the people detector every N frames (default: 10)")
+    p.add_argument("--pose-workers", type=_workers, default="auto", metavar="auto|N",
+                   help="multi-person mode: people posed in parallel in N worker processes "
+                        "(default: auto = one per CPU core, at most 4; 0 = in this process)")
     p.add_argument("--detector-height", type=int, default=864,
                    help="resize frames to this height for the HOG detector (864; small people need upscaling)")
     p.add_argument("--min-crop-height", type=int, default=256, help="upscale person crops to this height (256)")
@@ -87,7 +96,7 @@ def _extract(args, source, out, openpose_dir, layouts):
     return extract(source, out_npz=out, overlay=args.overlay, openpose_dir=openpose_dir, layouts=layouts,
                    progress=not args.quiet, multi_person=args.multi_person,
                    min_track_frames=args.min_track_frames, max_gap=args.max_gap,
-                   detect_every=args.detect_every, detector_height=args.detector_height,
+                   detect_every=args.detect_every, pose_workers=args.pose_workers, detector_height=args.detector_height,
                    min_crop_height=args.min_crop_height, min_visibility=args.min_visibility,
                    smooth=not args.no_smooth, model_complexity=args.model_complexity, focal_px=args.focal_px)
 

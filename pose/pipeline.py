@@ -43,6 +43,7 @@ from pose.errors import PoseError
 from pose.estimator import PoseEstimator, PoseResult, estimate_translation, prepare_crop, to_camera_axes
 from pose.smoothing import OneEuroFilter
 from pose.sources import Frame, FrameSource, open_source
+from pose.errors import PoseError
 from pose.track import Track, Tracker, pose_box
 
 if TYPE_CHECKING:

@@ -25,6 +25,17 @@ class WorkerError(EstimatorError):
     """A pose worker process failed or exited (one line)."""
 
 
+def workers_arg(text: str):
+    """``'auto'`` or a count >= 0, from a command-line flag (argparse type: its error names the flag)."""
+    import argparse
+
+    if text == "auto":
+        return text
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected auto or a count >= 0, got {text!r}")
+    return int(text)
+
+
 def _serve(conn, model_complexity: int, min_detection_confidence: float, quiet: bool) -> None:
     """A worker: ``("pose", [(key, rgb, static), ...])`` -> ``[(raw or None, seconds), ...]``; ``("drop",
     key)`` closes that graph; ``("close",)`` ends."""

@@ -16,8 +16,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=int, default=100, help="frames per video (default 100; 0 = all)")
     p.add_argument("--detect-every", type=int, default=None,
                    help="detector period in multi mode (default: the pipeline's)")
-    p.add_argument("--pose-workers", default="auto",
-                   help="multi mode: pose worker processes (auto = one per core, at most 4; 0 = in-process)")
+    from pose.workers import workers_arg
+
+    p.add_argument("--pose-workers", type=workers_arg, default="auto",
+                   help="multi mode: pose worker processes (default auto = one per core, at most 4; 0 = in-process)")
     p.add_argument("--warmup", type=int, default=10,
                    help="frames processed before timing starts (graph and worker start-up, the auto-mode switch "
                         "after 5 frames without a full-frame pose: not steady state; default 10)")
@@ -85,8 +87,7 @@ def run(args: argparse.Namespace) -> int:
         if not Path(spec).exists():
             raise SourceError(f"{spec}: no such video")
         kw = {} if args.detect_every is None else {"detect_every": args.detect_every}
-        workers = args.pose_workers if args.pose_workers == "auto" else int(args.pose_workers)
-        rows.append(_measure(spec, multi, frames, args.warmup, pose_workers=workers, **kw))
+        rows.append(_measure(spec, multi, frames, args.warmup, pose_workers=args.pose_workers, **kw))
     table = Table(title=f"pose extraction on {platform.processor() or platform.machine()}, "
                         f"{os.cpu_count()} logical CPUs, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}")
     for col in ("video", "mode", "pose workers", "frames", "frames/s", "ms/frame", "person-frames", "ms/person-frame",

@@ -5,11 +5,12 @@ replayed by the producer stage), so the numbers measure windowing, ZeroMQ hops, 
 decisions. Prints three tables:
 
 1. ZeroMQ hop: one `FrameMsg` (one track, 20 joints) encode + send + receive + decode over tcp://127.0.0.1.
-2. Encoder batch latency: ``embed`` of B windows, CPU (and CUDA when available).
+2. Encoder batch latency: ``embed`` of B windows, CPU (and CUDA when available); the identify stage's whole
+   work per batch in one process (embed + pooling + decisions, no sockets), to set against the end-to-end time.
 3. End to end for 1, 4, 16 and 64 concurrent tracks at 30 fps: frame published -> decision p50/p95 (producer,
    windower and identify processes linked by ZeroMQ), mean windows per encoder batch, sustained windows/s,
    dropped; plus one run replaying as fast as possible (capacity).
-4. Real pose in the loop (``--video``, default ../shared/data/video/opencv_vtest.avi): what ``cagereid live
+4. Real pose in the loop (``--video VIDEO``, e.g. ../shared/data/video/opencv_vtest.avi): what ``cagereid live
    --source VIDEO`` does (detector, tracker, MediaPipe in parallel pose workers, then the same stages), for
    ``--video-seconds``: frames/s of the producer and frame published -> decision p50/p95. A frame is published
    once its poses are done, so frame captured -> decision adds about one frame's pose time (1 / frames/s).
@@ -23,7 +24,6 @@ from pathlib import Path
 HELP = ("Live pipeline: frame->decision latency p50/p95 and windows/s for 1/4/16/64 tracks and a real video, "
         "ZeroMQ hop, encoder batch")
 
-_VIDEO = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "video" / "opencv_vtest.avi"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -32,9 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seconds", type=float, default=8.0, help="measured seconds per track count (default: 8)")
     p.add_argument("--stride", type=int, default=None, help="window stride (default: cagereid/configs/stream.yaml)")
     p.add_argument("--skip-e2e", action="store_true", help="only the hop and encoder tables")
-    p.add_argument("--video", default=str(_VIDEO),
-                   help="real video for the pose-in-the-loop row (default ../shared/data/video/opencv_vtest.avi; "
-                        "'' = skip)")
+    p.add_argument("--video", default=None, metavar="VIDEO",
+                   help="a real video for the pose-in-the-loop row, e.g. ../shared/data/video/opencv_vtest.avi "
+                        "(default: no such row)")
     p.add_argument("--video-seconds", type=float, default=30.0, help="seconds of the real-video run (default: 30)")
 
 
@@ -110,6 +110,36 @@ def bench_encoder(model: str | None, device: str, batches=(1, 4, 16, 64), reps: 
             times.append((time.perf_counter() - t0) * 1e3)
         rows.append({"device": enc.device, "batch": B, "p50_ms": _pct(times, 50), "p95_ms": _pct(times, 95),
                      "per_window_ms": _pct(times, 50) / B})
+    return rows
+
+
+def bench_identify(model: str | None, batches=(1, 16, 64), reps: int = 30) -> list[dict]:
+    """The identify stage's work without sockets (`stream.identify.Identifier.process`: embed, pooling,
+    decisions; no gallery, as in the end-to-end runs): p50 per batch, and the encoder's share."""
+    import numpy as np
+
+    from pose.layouts import get_layout
+    from stream.config import load_config
+    from stream.identify import Identifier, load_encoder
+    from stream.messages import Window
+
+    enc = load_encoder(model, "cpu")
+    J = get_layout(enc.layout).J
+    rows = []
+    for B in batches:
+        ident = Identifier(enc, load_config(), None)
+        w = np.random.default_rng(0).normal(size=(B, enc.f, J, 3)).astype(np.float32)
+        batch = [Window(track=i, frame=0, t_pub=time.time(), window=w[i]) for i in range(B)]
+        ident.process(batch)
+        total, embed = [], []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            ident.process(batch)
+            t1 = time.perf_counter()
+            enc.embed(w)
+            embed.append((time.perf_counter() - t1) * 1e3)
+            total.append((t1 - t0) * 1e3)
+        rows.append({"batch": B, "process_ms": _pct(total, 50), "embed_ms": _pct(embed, 50)})
     return rows
 
 
@@ -192,6 +222,12 @@ def run(args: argparse.Namespace) -> int:
             t.add_row(r["device"], str(r["batch"]), f"{r['p50_ms']:.2f}", f"{r['p95_ms']:.2f}",
                       f"{r['per_window_ms']:.3f}")
     console.print(t)
+    t = Table(title="identify stage in one process (Identifier.process: embed + pooling + decisions, no sockets)")
+    for col in ("windows", "process p50 ms", "of which embed p50 ms"):
+        t.add_column(col)
+    for r in bench_identify(args.model):
+        t.add_row(str(r["batch"]), f"{r['process_ms']:.2f}", f"{r['embed_ms']:.2f}")
+    console.print(t)
     if args.skip_e2e:
         return 0
     t = Table(title="end to end: frame published -> decision")
@@ -208,7 +244,7 @@ def run(args: argparse.Namespace) -> int:
         from pose.sources import SourceError
 
         if not Path(args.video).exists():
-            raise SourceError(f"{args.video}: no such video (the default needs ../shared/data/video; --video '' skips)")
+            raise SourceError(f"{args.video}: no such video")
         r = bench_video(args.model, args.video, args.video_seconds)
         t = Table(title=f"real pose in the loop: {Path(args.video).name} (live --source VIDEO), "
                         f"{args.video_seconds:.0f} s after the first decision")

@@ -6,7 +6,7 @@ configuration's losses and weights, its optimiser, L2 term and clipping). ``--re
 run, a plain PyTorch model of the same shapes (per axis: 2-layer ``nn.LSTM`` encoder, two ``nn.LSTMCell``
 decoder layers with Luong attention and input feeding, output layer, projection head; the same loss kinds;
 Adam), so the ratio holds while the machine's speed drifts. Each of ``--runs`` rounds times both models and a
-matmul probe back to back; the table gives medians over the rounds. Prints one table; never part of the tests.
+matmul probe, model and reference steps alternating; the table gives medians over the rounds. Prints one table; never part of the tests.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=["faithful", "improved"], default="faithful")
     p.add_argument("--batch-size", type=int, default=128, help="training batch (default 128, as the original)")
     p.add_argument("--steps", type=int, default=5, help="timed training steps per run (default 5)")
-    p.add_argument("--runs", type=int, default=5, help="rounds of (model, reference, matmul probe); medians reported")
+    p.add_argument("--runs", type=int, default=5, help="rounds of (model, reference, matmul probe); medians reported (default 5)")
     p.add_argument("--reference", action="store_true",
                    help="also time a plain PyTorch model of the same shapes (nn.LSTM/nn.LSTMCell, Adam)")
     p.add_argument("--latency-batches", default="1,16,128",
@@ -126,12 +126,8 @@ def run(args: argparse.Namespace) -> int:
     use_amp = cfg.amp and device.type == "cuda"
     idx = [torch.as_tensor(b, device=device) for b in batches(data, np.arange(n), cfg, rng)][: args.steps + 1]
 
-    def time_model() -> float:
-        t0 = time.perf_counter()
-        for b in idx[1:]:
-            training_step(model, opt, data, b, cfg, profiles, use_amp)
-        _sync(device)
-        return sum(len(b) for b in idx[1:]) / (time.perf_counter() - t0)
+    def model_step(b) -> None:
+        training_step(model, opt, data, b, cfg, profiles, use_amp)
 
     ref = reference_model(J, f, ecfg.hidden, ecfg.head_hidden, ecfg.head_dim, len(model.models)).to(device)
     ref_opt = torch.optim.Adam(ref.parameters(), lr=cfg.lr)
@@ -149,21 +145,28 @@ def run(args: argparse.Namespace) -> int:
         loss.backward()
         ref_opt.step()
 
-    def time_reference() -> float:
-        t0 = time.perf_counter()
-        for b in idx[1:]:
-            ref_step(b)
+    def timed(step, b) -> float:
         _sync(device)
-        return sum(len(b) for b in idx[1:]) / (time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        step(b)
+        _sync(device)
+        return time.perf_counter() - t0
 
-    training_step(model, opt, data, idx[0], cfg, profiles, use_amp)  # warm-up (oneDNN primitives, allocator)
+    model_step(idx[0])  # warm-up (oneDNN primitives, allocator)
     if args.reference:
         ref_step(idx[0])
+    n_win = sum(len(b) for b in idx[1:])
     runs: dict[str, list[float]] = {"model": [], "reference": [], "gflops": []}
     for _ in range(max(1, args.runs)):
-        runs["model"].append(time_model())
+        # model and reference steps alternate, so both see the same machine speed (it drifts by up to 2x)
+        t_model = t_ref = 0.0
+        for b in idx[1:]:
+            t_model += timed(model_step, b)
+            if args.reference:
+                t_ref += timed(ref_step, b)
+        runs["model"].append(n_win / t_model)
         if args.reference:
-            runs["reference"].append(time_reference())
+            runs["reference"].append(n_win / t_ref)
         runs["gflops"].append(matmul_gflops(device))
 
     ext = CageExtractor(model, FeatureConfig(), device=device)

@@ -9,8 +9,8 @@ processes with a gradient-carrying all-gather (`Dist.gather`) and every process 
 contrastive loss, scaled by ``1 / world`` (the gather's backward sums the processes' gradients). The summed
 per-window losses (``sum`` reduction) are the shares' sum; the ``mean`` reduction divides by the global batch
 size. After the backward pass the gradients are summed across processes (`Dist.sum_`), so every process
-clips and steps with the gradient of the global batch and the models stay identical; each process adds
-``1 / world`` of the explicit L2 term. Only rank 0 writes files and shows progress.
+clips and steps with the gradient of the global batch and the models stay identical; the explicit L2 term's
+gradient is added after the sum (`cages.loss.add_l2_grad_`). Only rank 0 writes files and shows progress.
 
 A single process (no ``WORLD_SIZE`` > 1 in the environment) trains exactly as before: `from_env` returns None.
 """

@@ -23,7 +23,7 @@ import torch
 from cages.encoder import CageEncoder, ConfigError, EncoderConfig, key, la_gaussian
 from cages.features import FeatureConfig, bone_lengths, normalise_windows, resolve_device
 from cages.io import load_torch, save_torch, write_json
-from cages.loss import adjacent_ntxent, l2_penalty, la_loss, multi_positive_ntxent, positive_mask, rec_loss
+from cages.loss import adjacent_ntxent, add_l2_grad_, la_loss, multi_positive_ntxent, positive_mask, rec_loss
 from cages.pretext import pretext_pair
 from offline.datasets.base import DatasetError, WindowSet
 from offline.training.common import JsonlLog, git_commit, progress_bar, seed_everything
@@ -242,9 +242,7 @@ def training_step(model: CageEncoder, opt: torch.optim.Optimizer, data: EncoderD
     dev = data.X.device
     with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
         parts = model_losses(model, data, idx, cfg, profiles, dist)
-    l2 = l2_penalty(model.parameters(), cfg.l2) if cfg.l2 > 0 else parts["rec"].new_zeros(())
     loss = cfg.rec_weight * parts["rec"] + cfg.la_weight * parts["la"] + cfg.con_weight * parts["con"]
-    loss = loss + (l2 if dist is None else l2 / dist.world)  # summed over the processes: the L2 term once
     opt.zero_grad(set_to_none=True)
     loss.backward()
     if dist is not None:
@@ -252,7 +250,10 @@ def training_step(model: CageEncoder, opt: torch.optim.Optimizer, data: EncoderD
         shares = torch.stack([parts["rec"], parts["la"], parts["con"]]).detach()
         dist.sum_([shares])
         parts = dict(zip(("rec", "la", "con"), shares))
-        loss = cfg.rec_weight * shares[0] + cfg.la_weight * shares[1] + cfg.con_weight * shares[2] + l2
+        loss = cfg.rec_weight * shares[0] + cfg.la_weight * shares[1] + cfg.con_weight * shares[2]
+    # the explicit L2 term (faithful mode): its gradient added once, after the processes' gradients are summed
+    l2 = add_l2_grad_(model.parameters(), cfg.l2) if cfg.l2 > 0 else loss.new_zeros(())
+    loss = loss + l2
     if cfg.clip > 0:
         torch.nn.utils.clip_grad_value_(model.parameters(), cfg.clip)
     opt.step()
@@ -357,7 +358,7 @@ def train_encoder(train: WindowSet, cfg: TrainConfig, out_dir: str | os.PathLike
     model = CageEncoder(ecfg).to(dev)
     if init is not None:
         load_initial_weights(model, init, train.layout or cfg.layout)
-    if dist is not None:  # same seed, same weights; made certain
+    if dist is not None:  # same seed (or --init), same weights; made certain
         dist.broadcast_([p.data for p in model.parameters()])
     profiles = la_profiles(ecfg, cfg.f, dev)
     opt = new_optimizer(model, cfg)

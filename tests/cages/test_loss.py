@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from cages.encoder import la_gaussian
-from cages.loss import adjacent_ntxent, l2_penalty, la_loss, multi_positive_ntxent, positive_mask, rec_loss
+from cages.loss import (adjacent_ntxent, add_l2_grad_, l2_penalty, la_loss, multi_positive_ntxent, positive_mask,
+                        rec_loss)
 
 PROFILES = {  # CAGE_SPEC §2.5: O_{t, p_t ± d} for d = 0, 1, ...
     4: [1, .8825, .6065, .3247],
@@ -109,3 +110,24 @@ def test_rec_and_l2():
     assert float(rec_loss(y_hat, y, "mean")) == 0.5 * 12
     p = [torch.ones(3), torch.full((2,), 2.0)]
     assert float(l2_penalty(p, 0.02)) == pytest.approx(0.02 * 0.5 * (3 + 8))
+
+
+def test_l2_gradient_added_after_backward_equals_the_l2_term_in_the_loss():
+    """Training adds the explicit L2 term's gradient λθ after the backward pass (no autograd graph): the same
+    gradients as `l2_penalty` in the loss, also for a parameter the loss does not reach (the faithful model's
+    dummy copies), and the same value."""
+    torch.manual_seed(0)
+    w, unused = torch.randn(4, 3, requires_grad=True), torch.randn(5, requires_grad=True)
+    x = torch.randn(6, 4)
+
+    def data_loss():
+        return (x @ w).pow(2).sum()
+
+    (data_loss() + l2_penalty([w, unused], 0.02)).backward()
+    ref = [w.grad.clone(), unused.grad.clone()]
+    w.grad = unused.grad = None
+    data_loss().backward()
+    assert unused.grad is None
+    value = add_l2_grad_([w, unused], 0.02)
+    assert torch.allclose(w.grad, ref[0], rtol=1e-6, atol=1e-7) and torch.allclose(unused.grad, ref[1])
+    assert float(value) == pytest.approx(float(l2_penalty([w, unused], 0.02).detach()), rel=1e-6)

@@ -146,8 +146,8 @@ def test_shards_then_merge_give_the_unsharded_layouts(tmp_path, library, openpos
             openpose_walk(folder, uv + 200.0, stem=folder.name)
     (tree / "not-a-casia-name").mkdir()
     openpose_walk(tree / "not-a-casia-name", uv + 200.0, stem="x")
-    base = ["casia-b", str(tree), "--pose", "openpose-json", "--lifter-file", str(library), "--cve-f", "10",
-            "--cme-f", "10", "--cme-train-subjects", "1", "--workers", "1", "--no-progress"]
+    base = ["casia-b", "--data-root", str(tree), "--pose", "openpose-json", "--lifter-file", str(library),
+            "--cve-f", "10", "--cme-f", "10", "--cme-train-subjects", "1", "--workers", "1", "--quiet"]
     items = C.discover(tree, "openpose-json")
     assert sorted(C.shard_of(it, 3) for it in items) != [1] * len(items)  # the hash spreads them
     assert main(base + ["--out", str(tmp_path / "one")]) == 0
@@ -169,3 +169,24 @@ def test_shards_then_merge_give_the_unsharded_layouts(tmp_path, library, openpos
     b = read_cage_dataset(sharded / "Datasets", "CASIA_B", 10, view=5)
     assert np.array_equal(a["test"].windows, b["test"].windows) and np.array_equal(a["train"].pids, b["train"].pids)
     assert main(base + ["--out", str(sharded), "--shard", "4/3"]) == 2
+
+
+def test_manifest_entries_never_name_files_outside_the_output_folder(tmp_path):
+    """A manifest is data, not a list of paths: only keys that are exact CASIA-B names are read, from
+    OUT/sequences/."""
+    import numpy as np
+
+    from offline.casia_b import load_sequences
+
+    out = tmp_path / "out"
+    (out / "sequences").mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    joints = np.zeros((30, 14, 3))
+    np.savez(elsewhere / "001-nm-01-090.npz", joints=joints + 7)
+    np.savez(out / "sequences" / "002-nm-01-090.npz", joints=joints)
+    entries = {"../../elsewhere/001-nm-01-090": {"status": "ok"}, "002-nm-01-090": {"status": "ok"},
+               "003-nm-01-090": "not a dict"}
+    seqs = load_sequences(out, entries)
+    assert [n.stem for n, _ in seqs] == ["002-nm-01-090"]
+    assert float(seqs[0][1].max()) == 0.0

@@ -293,6 +293,25 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert err.startswith("error:") and "missing.avi" in err and "\n" not in err
 
 
+@pytest.mark.slow
+def test_a_dead_pose_worker_is_a_one_line_error():
+    import signal
+
+    from pose.estimator import prepare_crop
+    from pose.workers import PoseWorkers, WorkerError
+
+    crop = prepare_crop(np.zeros((64, 48, 3), np.uint8))
+    with PoseWorkers(1) as w:
+        w.submit([(1, crop, False)])
+        assert w.collect()[0][0] is None  # a black image: nobody
+        os.kill(w._procs[0].pid, signal.SIGKILL)
+        w._procs[0].join(timeout=10)
+        with pytest.raises(WorkerError, match="exited"):
+            w.submit([(1, crop, False)])
+            w.collect()
+    assert getattr(WorkerError, "user_error", False)
+
+
 def test_recorded_tracks_are_read_with_the_live_visibility_threshold(tmp_path):
     """A file extracted with --min-visibility 0.5 reads like one made with the default (MediaPipe's estimates of
     hidden landmarks kept), so enrolment, live and evaluation see the same joints whatever made the file."""
