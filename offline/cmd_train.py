@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "Train CAGE encoders without labels, extract CAGEs and train the recognition network (original flags)"
+HELP = ("Train CAGE encoders without labels, extract CAGEs and train the recognition network (original flags); "
+        "--tracks: adapt an encoder to a site's own unlabeled footage")
 
 # Original flags keep their meaning; their defaults are those of train.py (shown in --help) unless a
 # --config YAML sets them. Precedence: TrainConfig defaults < --config < explicit flags.
@@ -14,7 +15,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from offline.datasets.registry import TRAINABLE, dataset_arg
 
     p.epilog = ("The original train.py flags --model (pretext task), --train_flag and --gpu are kept as documented "
-                "aliases. Example: cagereid train --dataset BIWI --length 6 --data-root Datasets --out models/biwi")
+                "aliases. Example: cagereid train --dataset BIWI --length 6 --data-root Datasets --out models/biwi. "
+                "Adapting to a site without labels: cagereid train --tracks TRACKS_DIR --out models/site "
+                "[--init DIR] [--epochs N] (then live/enroll/evaluate --model models/site)")
+    s = p.add_argument_group("label-free adaptation to a site (--tracks)")
+    s.add_argument("--tracks", nargs="+", default=None, metavar="FILES|DIR",
+                   help="fine-tune the --init encoder (default: the shipped live model) on every track of these "
+                        "tracks files (.npz from `cagereid extract`, or folders of them): positives are windows of "
+                        "the same track, no labels, no recognition network; writes an encoder model folder to --out "
+                        "(default models/adapted). Keeps the init model's layout, window length and width; "
+                        "default 5 epochs; --config/--epochs/--batch-size/--seed/--device override")
     g = p.add_argument_group("what to train (the original train.py flags)")
     g.add_argument("--dataset", type=dataset_arg(TRAINABLE), default=None, metavar="|".join(TRAINABLE),
                    help="dataset, any case (default BIWI)")
@@ -42,7 +52,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     n.add_argument("--out", default=None, help="output folder (default models/<dataset>_<attention>_<pretext>_<f>_<mode>)")
     n.add_argument("--init", default=None, metavar="DIR",
                    help="start the encoders from this model folder (fine-tuning) instead of random weights; it must "
-                        "have the same layout, window length and architecture")
+                        "have the same layout, window length and architecture (with --tracks: default the shipped "
+                        "live model)")
     n.add_argument("--faithful", action="store_true", help="reproduce the original code's choices (CAGE_SPEC §10 F)")
     n.add_argument("--decoder-input", choices=["zero", "teacher"], default=None,
                    help="decoder inputs: zero (original) or teacher forcing (0, y_1..y_{f-1})")
@@ -78,6 +89,8 @@ def build_config(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     import sys
 
+    if args.tracks is not None:
+        return run_tracks(args)
     from offline.training.run import run_training
 
     cfg = build_config(args)
@@ -102,4 +115,43 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     console.print(table)
     console.print(f"RN epoch: {summary['rn_selection']} = {summary['selected_epoch']}; models in {out}")
+    return 0
+
+
+def _tracks_command(args: argparse.Namespace, out: str) -> str:
+    """The ``cagereid train --tracks`` command line that reproduces this run (recorded in the model's metadata)."""
+    import shlex
+
+    parts = ["cagereid", "train", "--tracks", *args.tracks, "--out", out]
+    for flag, v in (("--init", args.init), ("--config", args.config), ("--epochs", args.epochs),
+                    ("--batch-size", args.batch_size), ("--seed", args.seed), ("--t", args.t),
+                    ("--decoder-input", args.decoder_input), ("--device", args.device)):
+        if v is not None:
+            parts += [flag, str(v)]
+    parts += [flag for flag, on in (("--deterministic", args.deterministic), ("--resume", args.resume)) if on]
+    return " ".join(shlex.quote(str(p)) for p in parts)
+
+
+def run_tracks(args: argparse.Namespace) -> int:
+    """``cagereid train --tracks``: label-free adaptation (`offline.training.adapt`)."""
+    from offline.errors import OfflineError
+    from offline.training.adapt import adapt_to_tracks
+
+    other = [flag for flag, v in (("--dataset", args.dataset), ("--length", args.length), ("--view", args.view),
+                                  ("--rn-only", args.rn_only or None), ("--rn-epochs", args.rn_epochs),
+                                  ("--faithful", args.faithful or None), ("--pretext", args.pretext),
+                                  ("--attention", args.attention)) if v is not None]
+    if other:
+        raise OfflineError(f"--tracks adapts the --init model as it is; {', '.join(other)} cannot be used with it")
+    device = args.device if args.device else (f"cuda:{args.gpu}" if args.gpu not in (None, "") else None)
+    out = args.out or "models/adapted"
+    summary = adapt_to_tracks(args.tracks, out, init=args.init, config=args.config, progress=not args.quiet,
+                              resume=args.resume, command=_tracks_command(args, out),
+                              epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, device=device,
+                              t=args.t, decoder_input=args.decoder_input,
+                              deterministic=True if args.deterministic else None)
+    print(f"adapted encoder in {summary['out']}: {summary['windows']} windows of {summary['tracks']} tracks "
+          f"({summary['train_windows']} train, {summary['val_windows']} validation), loss {summary['first_loss']:.4g} "
+          f"-> {summary['final_loss']:.4g}, kept {summary['checkpoint']}, {summary['seconds']:.0f} s. "
+          f"Use it with --model {summary['out']}")
     return 0

@@ -165,14 +165,15 @@ def track_joints(path, layout: str, track: int | None = None, min_visibility: fl
 
 
 def windows_of_track(joints: np.ndarray, valid: np.ndarray, layout: str, f: int, stride: int = 1,
-                     policy: str | None = None) -> np.ndarray:
-    """Fill a track's missing joints with the shared policy and cut it into complete windows ``(N, f, J, 3)``."""
+                     policy: str | None = None, with_starts: bool = False):
+    """Fill a track's missing joints with the shared policy and cut it into complete windows ``(N, f, J, 3)``
+    (with ``with_starts``: ``(windows, starts)``, each window's first index in the track)."""
     from cages.windows import DEFAULT_POLICY, MissingJoints, complete_windows
     from pose.layouts import get_layout
 
     fill = MissingJoints.for_layout(get_layout(layout), policy or DEFAULT_POLICY)
-    w, _ = complete_windows(fill.fill(joints, valid), f, stride)
-    return w
+    w, starts = complete_windows(fill.fill(joints, valid), f, stride)
+    return (w, starts) if with_starts else w
 
 
 def manifest_sets(entries: list[ManifestEntry], layout: str, f: int, stride: int = 1, policy: str | None = None,

@@ -1,5 +1,5 @@
-"""Shared helpers of the lifting and CASIA-B tests: synthetic walkers seen by a CASIA-like camera, written as
-OpenPose BODY_25 JSON."""
+"""Shared helpers of the offline tests: synthetic walkers seen by a CASIA-like camera, written as OpenPose
+BODY_25 JSON (lifting, CASIA-B), and as tracks files of `cagereid extract` (video manifests, train --tracks)."""
 from __future__ import annotations
 
 import numpy as np
@@ -40,3 +40,27 @@ def openpose_walk():
 def casia_view():
     """`synthetic_view(view_deg, pid, frames, seed) -> (uv (T,14,2), cam (T,14,3))`."""
     return synthetic_view
+
+
+def write_tracks_file(path, pid: int = 0, frames: int = 60, hide_left_arm: bool = False):
+    """A small tracks file as `cagereid extract` writes it: one synthetic walker's MediaPipe landmarks."""
+    from pose import synthetic
+    from pose.extract import ExtractResult, TrackSequence, convert_world, save_tracks
+
+    r = synthetic.walk(synthetic.make_identities(pid + 1)[pid], frames, "mediapipe33", seed=pid)
+    world = np.nan_to_num(np.asarray(r.joints, np.float64))
+    vis = np.ones((frames, 33))
+    if hide_left_arm:
+        vis[:, [13, 15, 17, 19, 21]] = 0.1  # low visibility: MediaPipe's guess, below the 0.5 threshold
+    tr = TrackSequence(1, np.arange(frames), np.arange(frames) / 30, np.ones(frames, bool), np.zeros(frames, bool),
+                       world, np.zeros((frames, 33, 2)), vis, np.zeros((frames, 4)), np.zeros((frames, 3)))
+    tr.joints["kinect_v1"], tr.valid["kinect_v1"] = convert_world(world, vis, "kinect_v1")
+    res = ExtractResult(str(path), "video", 30.0, (640, 480), frames, ("kinect_v1",), [tr])
+    save_tracks(path, res)
+    return path
+
+
+@pytest.fixture
+def tracks_file():
+    """`tracks_file(path, pid, frames, hide_left_arm)`: write a one-track tracks file of a synthetic walker."""
+    return write_tracks_file

@@ -5,26 +5,8 @@ import pytest
 from offline.video_manifest import ManifestError, clip_windows, read_manifest
 
 
-def tracks_file(path, pid: int = 0, frames: int = 60, hide_left_arm: bool = False):
-    """A small tracks file as `cagereid extract` writes it: one synthetic walker's MediaPipe landmarks."""
-    from pose import synthetic
-    from pose.extract import ExtractResult, TrackSequence, convert_world, save_tracks
-
-    r = synthetic.walk(synthetic.make_identities(pid + 1)[pid], frames, "mediapipe33", seed=pid)
-    world = np.nan_to_num(np.asarray(r.joints, np.float64))
-    vis = np.ones((frames, 33))
-    if hide_left_arm:
-        vis[:, [13, 15, 17, 19, 21]] = 0.1  # low visibility: MediaPipe's guess, below the 0.5 threshold
-    tr = TrackSequence(1, np.arange(frames), np.arange(frames) / 30, np.ones(frames, bool), np.zeros(frames, bool),
-                       world, np.zeros((frames, 33, 2)), vis, np.zeros((frames, 4)), np.zeros((frames, 3)))
-    tr.joints["kinect_v1"], tr.valid["kinect_v1"] = convert_world(world, vis, "kinect_v1")
-    res = ExtractResult(str(path), "video", 30.0, (640, 480), frames, ("kinect_v1",), [tr])
-    save_tracks(path, res)
-    return path
-
-
 @pytest.fixture()
-def clips(tmp_path):
+def clips(tmp_path, tracks_file):
     (tmp_path / "walks").mkdir()
     return {name: tracks_file(tmp_path / "walks" / f"{name}.npz", pid, hide_left_arm=(name == "bo_2"))
             for name, pid in (("ana_1", 0), ("ana_2", 0), ("bo_1", 1), ("bo_2", 1))}
@@ -44,7 +26,7 @@ def test_csv_manifest_reads_and_its_clips_give_windows(tmp_path, clips):
     assert w.shape == (55, 6, 20, 3) and np.isfinite(w).all()
 
 
-def test_yaml_manifest_and_casia_b_names_parse_by_themselves(tmp_path):
+def test_yaml_manifest_and_casia_b_names_parse_by_themselves(tmp_path, tracks_file):
     (tmp_path / "c").mkdir()
     for name, pid in (("001-nm-01-090", 0), ("001-bg-02-090", 0), ("002-nm-04-090", 1), ("002-cl-01-072", 1)):
         tracks_file(tmp_path / "c" / f"{name}.npz", pid, frames=10)
