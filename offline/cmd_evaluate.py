@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     say = E.progress_printer(args.quiet)
     common = dict(methods=methods, protocols=protocols, distances=args.distance, device=args.device,
                   config=args.config, epochs=args.epochs, rn_epochs=args.rn_epochs, say=say,
-                  readout=args.readout, bone_weight=args.bone_weight)
+                  readout=args.readout, bone_weight=args.bone_weight, progress=not args.quiet)
     if ds == "UCALGARY":
         if args.data_root is None:
             raise OfflineError("--dataset UCALGARY needs --data-root (the ucalgary_gait folder)")
@@ -167,7 +167,8 @@ def run(args: argparse.Namespace) -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "evaluate":
         meta["command"] = "cagereid " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     meta["protocols"] = ", ".join(p.upper() for p in protocols)
-    paths = write_report(out, rows, meta, title=f"{ds} (f = {f})")
+    trained = [Path(d) for d in meta.get("cage runs", "").split(", ") if d] or ([run_dir] if run_dir else [])
+    paths = write_report(out, rows, meta, title=f"{ds} (f = {f})", training_runs=trained)
     print(markdown(summarize(rows), f"{ds} (f = {f})").split("## All metrics")[0].rstrip())
     print(f"\nreport: {paths['report.md']}  ({len(paths) - 2} plots)")
     return 0
@@ -196,7 +197,7 @@ def run_tracks(args: argparse.Namespace) -> int:
     meta["protocols"] = ", ".join(p.upper() for p in protocols)
     out = Path(args.out) if args.out else Path("runs") / f"eval_tracks_{Path(args.tracks).stem}"
     title = f"video re-ID ({Path(args.tracks).name}, f = {meta['f']})"
-    paths = write_report(out, rows, meta, title=title)
+    paths = write_report(out, rows, meta, title=title, training_runs=[model] if model else [])
     print(markdown(summarize(rows), title).split("## All metrics")[0].rstrip())
     print(f"\nreport: {paths['report.md']}  ({len(paths) - 2} plots)")
     return 0

@@ -18,7 +18,7 @@ from offline.lift_library import DEFAULT_LIBRARY, DEFAULT_MLP, WORKDIR, default_
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from cagereid.flags import alias
+    from cagereid.flags import add_quiet, alias
 
     sub = p.add_subparsers(dest="lift_cmd", metavar="STEP", required=True)
 
@@ -79,6 +79,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="2D noise levels (pose-size units) to evaluate at (default: 0 0.03)")
     e.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     e.add_argument("--device", default="auto")
+    add_quiet(e, "no progress bar on stderr (the tables are still printed)")
 
 
 def _lifter_args(p: argparse.ArgumentParser) -> None:
@@ -179,9 +180,15 @@ def _evaluate(args) -> int:
     mlp_path = args.mlp if Path(args.mlp).is_file() else None
     if mlp_path:
         lifters["mlp"] = L.MLPLifter.load(mlp_path, device=args.device)
+    from offline.training.common import progress_bar
+
     results, timings = {}, {}
-    for noise in args.noise:
-        results[f"noise={noise}"] = LL.evaluate(lifters, proj, smooth_sigma=args.smooth, noise=noise, timings=timings)
+    with progress_bar(not args.quiet) as bar:
+        task = bar.add_task("lifting held-out walks", total=len(proj.uv) * len(args.noise), info="")
+        for noise in args.noise:
+            bar.update(task, info=f"2D noise {noise}")
+            results[f"noise={noise}"] = LL.evaluate(lifters, proj, smooth_sigma=args.smooth, noise=noise,
+                                                    timings=timings, on_walk=lambda: bar.advance(task))
     console = Console()
     n_frames = sum(len(u) for u in proj.uv)
     for key, res in results.items():

@@ -41,15 +41,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "writing; exits non-zero with a one-line error naming the bad file")
     parser.add_argument("--lenient", action="store_true",
                         help="with --check: derive a missing/non-reversed target with a warning instead of failing")
+    parser.add_argument("--json", action="store_true",
+                        help="with --check: print the summary as JSON on stdout for scripts ({root, datasets: "
+                             "[{dataset, view, split, windows, f, J, people, recordings, folder}], warnings}); "
+                             "a bad dataset is still a one-line error on stderr and exit status 2")
 
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from offline.errors import OfflineError
+
     console = Console()
     if args.check is not None:
         return _check(args, console)
-    from offline.errors import OfflineError
+    if args.json:
+        raise OfflineError("--json goes with --check DIR")
     from offline.synth import synth_all_targets, synth_dataset
 
     if args.dataset is None or args.out is None:
@@ -94,26 +101,43 @@ def _check(args: argparse.Namespace, console) -> int:
         for ds, f, view in found:
             splits = read_cage_dataset(args.check, ds, f, view=view, strict=not args.lenient)
             rows += [(ds, view, split, ws) for split, ws in splits.items()]
+    if args.json:
+        import json
+
+        print(json.dumps({"root": str(args.check), "datasets": _records(rows, args.check),
+                          "warnings": [str(w.message) for w in caught]}, indent=2))
+        return 0
     console.print(_table(rows, f"{args.check}: {len(found)} dataset folder(s) read and validated", args.check))
     for w in caught:
         console.print(f"warning: {w.message}", markup=False, highlight=False)
     return 0
 
 
-def _table(rows, title: str, root: str):
+def _records(rows, root: str) -> list[dict]:
+    """One dict per (dataset, view, split): what the summary table shows (``recordings`` None when unknown)."""
     import numpy as np
-    from rich.table import Table
 
     from offline.datasets.cage_layout import split_files
 
-    table = Table(title=title, title_justify="left")
-    for col in ("dataset", "view", "split", "windows", "f", "J", "people", "recordings", "folder"):
-        table.add_column(col, justify="right" if col in ("windows", "f", "J", "people", "recordings") else "left")
+    out = []
     for ds, view, split, ws in rows:
         rec = ws.recording
-        n_rec = "?" if (rec < 0).all() else str(len(np.unique(rec)))
-        table.add_row(ds, "-" if view is None else str(view), split, str(ws.n), str(ws.f), str(ws.J),
-                      str(len(np.unique(ws.pids))), n_rec, _relative(split_files(root, ds, ws.f, split, view).folder, root))
+        out.append({"dataset": ds, "view": view, "split": split, "windows": int(ws.n), "f": int(ws.f), "J": int(ws.J),
+                    "people": int(len(np.unique(ws.pids))),
+                    "recordings": None if (rec < 0).all() else int(len(np.unique(rec))),
+                    "folder": _relative(split_files(root, ds, ws.f, split, view).folder, root)})
+    return out
+
+
+def _table(rows, title: str, root: str):
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    cols = ("dataset", "view", "split", "windows", "f", "J", "people", "recordings", "folder")
+    for col in cols:
+        table.add_column(col, justify="right" if col in ("windows", "f", "J", "people", "recordings") else "left")
+    for r in _records(rows, root):
+        table.add_row(*("-" if r[c] is None and c == "view" else "?" if r[c] is None else str(r[c]) for c in cols))
     return table
 
 

@@ -24,6 +24,7 @@ from typing import Callable
 import numpy as np
 
 from cagereid import configs
+from cagereid.progress import Steps
 from offline.datasets.base import WindowSet
 from offline.metrics import pairwise_distance, rank_metrics, score_metrics
 from offline.errors import OfflineError
@@ -84,6 +85,71 @@ def knn_class_scores(probe_emb: np.ndarray, gallery_emb: np.ndarray, gallery_pid
     return np.where(np.isfinite(scores), scores, -1e12), classes
 
 
+def open_set_scores(gallery_emb: np.ndarray, gallery: WindowSet, probe_emb: np.ndarray, probe: WindowSet,
+                    metric: str = "euclidean", exclude_self: bool = False) -> dict:
+    """The live open-set decision replayed offline: genuine vs impostor scores and the acceptance score.
+
+    Each probe walk is pooled like a live track (running mean of the last ``pool_windows`` windows) and matched
+    with `cages.matcher.Matcher` as the live stage does (the live defaults' ``reduce``, this ``metric``). Genuine:
+    the score against the walker's own person; impostor: the best score among the *other* people (what a
+    stranger's best match looks like). ``accept_score`` is calibrated on the gallery alone by
+    `stream.identify.calibrate`, exactly the threshold `cagereid live` uses when the config leaves it unset.
+    Scores are the matcher's (higher = more alike: minus the distance for euclidean, the cosine for cosine).
+    ``exclude_self``: gallery and probes are the same windows; each walk is matched against the others only.
+    """
+    from types import SimpleNamespace
+
+    from cages.matcher import Matcher, running_mean
+    from stream.config import StreamConfig
+    from stream.identify import calibrate
+
+    cfg = StreamConfig(metric=metric)
+    people = np.unique(gallery.pids)
+    g_idx = np.searchsorted(people, gallery.pids)
+    data = SimpleNamespace(names=[str(p) for p in people], embeddings=np.asarray(gallery_emb, np.float64),
+                           person=g_idx, session=gallery.recording)
+    accept = calibrate(data, cfg)
+    group, _, _ = sequence_groups(probe)
+    genuine, impostor = [], []
+    matcher = None if exclude_self else Matcher(data.embeddings, g_idx, cfg.metric, cfg.reduce)
+    for gi in np.unique(group):
+        sel = np.flatnonzero(group == gi)
+        pooled = running_mean(np.asarray(probe_emb, np.float64)[sel], cfg.pool_windows)
+        m = matcher
+        if exclude_self:
+            keep = ~((gallery.pids == probe.pids[sel[0]]) & (gallery.recording == probe.recording[sel[0]]))
+            m = Matcher(data.embeddings[keep], g_idx[keep], cfg.metric, cfg.reduce)
+        s = np.full((len(sel), len(people)), -np.inf)  # -inf for people absent from the gallery
+        part = m.scores(pooled)
+        s[:, :part.shape[1]] = part
+        own = np.searchsorted(people, probe.pids[sel[0]])
+        known = own < len(people) and people[own] == probe.pids[sel[0]]
+        if known and np.isfinite(s[:, own]).all():
+            genuine.append(s[:, own])
+            s = s.copy()
+            s[:, own] = -np.inf
+        best = s.max(axis=1)
+        impostor.append(best[np.isfinite(best)])
+    cat = lambda xs: np.concatenate(xs).tolist() if xs else []  # noqa: E731
+    return {"genuine": cat(genuine), "impostor": cat(impostor), "accept_score": accept, "metric": cfg.metric,
+            "reduce": cfg.reduce, "pool_windows": cfg.pool_windows}
+
+
+def embedding_map(emb: np.ndarray, pids: np.ndarray, max_points: int = 3000, seed: int = 0) -> dict:
+    """2-D PCA of embeddings (a random subset of at most ``max_points``) with their person ids, for a plot."""
+    emb = np.asarray(emb, np.float64)
+    idx = np.arange(len(emb))
+    if len(idx) > max_points:
+        idx = np.sort(np.random.default_rng(seed).choice(idx, max_points, replace=False))
+    x = emb[idx] - emb[idx].mean(axis=0)
+    if len(x) < 2 or x.shape[1] < 2:
+        return {"xy": [], "pids": [], "explained": []}
+    _, sv, vt = np.linalg.svd(x, full_matrices=False)
+    var = sv ** 2
+    return {"xy": (x @ vt[:2].T).tolist(), "pids": np.asarray(pids)[idx].tolist(),
+            "explained": (var[:2] / max(var.sum(), 1e-12)).tolist()}
+
+
 def _row(method: Method, protocol: str, split: str, level: str, distance: str, m: dict) -> dict:
     row = {"method": method.name, "protocol": protocol, "split": split, "level": level, "distance": distance,
            "seed": method.seed}
@@ -118,6 +184,9 @@ def evaluate_pair(method: Method, gallery: WindowSet, probe: WindowSet, split: s
             m = rank_metrics(pairwise_distance(p_emb, g_emb, distance), probe.pids, gallery.pids,
                              min(P2_MAX_RANK, gallery.n), exclude)
             rows.append(_row(method, "P2", split, "window", distance, m))
+            if distance == distances[0]:  # what the plots of `offline.report` draw (not kept in report.json)
+                rows[-1]["open_set"] = open_set_scores(g_emb, gallery, p_emb, probe, distance, exclude_self=same_set)
+                rows[-1]["embedding_map"] = embedding_map(p_emb, probe.pids)
             m = rank_metrics(pairwise_distance(p_seq, g_seq, distance), pg_pids, gg_pids,
                              min(P2_MAX_RANK, len(gg_pids)), seq_exclude)
             rows.append(_row(method, "P2", split, "sequence", distance, m))
@@ -320,7 +389,8 @@ def load_train_config(config, dataset: str, f: int, seed: int, device: str = "au
 
 
 def train_cage_run(train: WindowSet, rn_train: WindowSet, out_dir, seed: int, device: str = "auto",
-                   config: str | None = None, epochs: int | None = None, rn_epochs: int | None = None):
+                   config: str | None = None, epochs: int | None = None, rn_epochs: int | None = None,
+                   progress: bool = False):
     """Train an encoder on ``train`` (labels unused) and an RN on the labelled ``rn_train`` windows into
     ``out_dir`` (``encoder.pt|json``, ``rn.pt|json``, as `cagereid train` writes them), with the training
     library's `train_encoder` and `fit_rn`. The RN epoch is chosen on a validation tail of ``rn_train``
@@ -339,13 +409,13 @@ def train_cage_run(train: WindowSet, rn_train: WindowSet, out_dir, seed: int, de
         return out_dir
     command = "cagereid evaluate (harness)"
     if not (out_dir / "encoder.pt").is_file():
-        train_encoder(train, cfg, out_dir, seed, cfg.device, progress=False,
+        train_encoder(train, cfg, out_dir, seed, cfg.device, progress=progress,
                       resume=(out_dir / "encoder_state.pt").is_file(), command=command)
     extractor = CageExtractor.from_checkpoint(out_dir, device=cfg.device)
     rcfg = cfg.resolved()
     if rcfg.rn_select == "probe":  # the harness never selects on probes (CAGE_SPEC Q8)
         rcfg = replace(rcfg, rn_select="val")
-    fit_rn(extractor, rn_train, rcfg, out_dir, progress=False, device=cfg.device, command=command)
+    fit_rn(extractor, rn_train, rcfg, out_dir, progress=progress, device=cfg.device, command=command)
     return out_dir
 
 
@@ -370,13 +440,10 @@ def _check_reusable(run: Path, train: WindowSet, cfg) -> None:
 
 # --- entry points -------------------------------------------------------------------------------------
 def progress_printer(quiet: bool = False):
-    import sys
+    """Status lines on stderr (none when ``quiet``)."""
+    from cagereid.progress import stderr_say
 
-    def say(msg: str) -> None:
-        if not quiet:
-            print(msg, file=sys.stderr, flush=True)
-
-    return say
+    return stderr_say(quiet)
 
 
 def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...] = ("cage", "raw-kNN", "D13-kNN"),
@@ -384,7 +451,8 @@ def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...]
                  encoder_data: tuple[str, ...] = ("run1", "all"), run_dir=None, device: str = "auto",
                  config: str | None = None, epochs: int | None = None, rn_epochs: int | None = None,
                  say=print, readout: str | None = None, bone_weight: float | None = None,
-                 people: tuple[int, ...] | None = None, runs_dir=None) -> tuple[list[dict], dict]:
+                 people: tuple[int, ...] | None = None, runs_dir=None,
+                 progress: bool = False) -> tuple[list[dict], dict]:
     """The real-data protocol: gallery Run1, probes Run2 (same) and Run3-6 (cross, limp); sub10 dropped.
 
     ``people`` restricts gallery and probes to these subject numbers (P2 only: the encoder and the RN still
@@ -435,6 +503,7 @@ def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...]
         cage_runs.append(("CAGEs", None, Path(run_dir)))
     else:
         rn_train = ucalgary_windows(data, f, P.UCALGARY_RUNS["gallery"], stride=1)
+        steps = Steps(len(encoder_data) * seeds, say)
         for variant in encoder_data:
             runs = {"run1": P.UCALGARY_RUNS["gallery"], "all": (1, 2, 3, 4, 5, 6)}.get(variant)
             if runs is None:
@@ -444,11 +513,14 @@ def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...]
             label = "CAGEs (Run1 encoder)" if variant == "run1" else "CAGEs (all runs, transductive)"
             for seed in range(seeds):
                 d = Path(runs_dir or out_dir) / f"cage_{variant}_seed{seed}"
-                if (d / "encoder.pt").is_file() and (d / "rn.pt").is_file():
+                reuse = (d / "encoder.pt").is_file() and (d / "rn.pt").is_file()
+                if reuse:
                     say(f"{label} seed {seed}: reusing the finished run {d}")
                 else:
                     say(f"{label} seed {seed}: training into {d} ({enc_train.n} encoder windows, {rn_train.n} RN windows)")
-                train_cage_run(enc_train, rn_train, d, seed, device, config, epochs, rn_epochs)
+                steps.start()
+                train_cage_run(enc_train, rn_train, d, seed, device, config, epochs, rn_epochs, progress)
+                steps.done(f"{label} seed {seed}: {'reused' if reuse else 'trained'}", timed=not reuse)
                 cage_runs.append((label, seed, d))
     for label, seed, d in cage_runs:
         m = cage_method(d, label, seed, device, readout, bone_weight)
@@ -465,7 +537,7 @@ def run_dataset(root, dataset: str, f: int, layout: str = "auto", view: int | No
                 distances: tuple[str, ...] = DISTANCES, run_dir=None, train: bool = False, seeds: int = 1,
                 out_dir=None, device: str = "auto", config: str | None = None, epochs: int | None = None,
                 rn_epochs: int | None = None, say=print, readout: str | None = None,
-                bone_weight: float | None = None) -> tuple[list[dict], dict]:
+                bone_weight: float | None = None, progress: bool = False) -> tuple[list[dict], dict]:
     """Every gallery/probe pair of a benchmark in the CAGE or P2 layout. CAGEs come from ``run_dir`` or, with
     ``train``, are trained per seed (and per CASIA-B view) on the training split; otherwise only baselines."""
     layout = detect_layout(root, dataset, f) if layout == "auto" else layout
@@ -474,6 +546,7 @@ def run_dataset(root, dataset: str, f: int, layout: str = "auto", view: int | No
             "pairs": ", ".join(p.name for p, _ in pairs)}
     rows: list[dict] = []
     cache: dict[int, list[Method]] = {}
+    trained: list[str] = []
     for proto, splits in pairs:
         cages: list[Method] = []
         if "cage" in methods:
@@ -483,15 +556,21 @@ def run_dataset(root, dataset: str, f: int, layout: str = "auto", view: int | No
                 if id(splits) not in cache:
                     tag = "" if proto.view is None else f"_view{proto.view}"
                     ms = []
+                    steps = Steps(seeds, say)
                     for seed in range(seeds):
                         d = Path(out_dir) / f"cage_{dataset}_f{f}{tag}_seed{seed}"
                         say(f"CAGEs seed {seed}: training into {d}")
+                        steps.start()
                         train_cage_run(splits["train"], splits["train"] if proto.gallery == "train" else splits[proto.gallery],
-                                       d, seed, device, config, epochs, rn_epochs)
+                                       d, seed, device, config, epochs, rn_epochs, progress)
+                        steps.done(f"CAGEs seed {seed}{tag}: trained")
                         ms.append(cage_method(d, "CAGEs", seed, device, readout, bone_weight))
+                        trained.append(str(d))
                     cache[id(splits)] = ms
                 cages = cache[id(splits)]
         rows += evaluate_protocols([(proto, splits)], cages, protocols,
                                    tuple(x for x in methods if x != "cage"), distances)
         say(f"{proto.name}: evaluated {len(cages)} CAGE model(s) and the baselines")
+    if trained:
+        meta["cage runs"] = ", ".join(trained)
     return rows, meta

@@ -345,14 +345,14 @@ def mpjpe_mm(pred_rel: np.ndarray, cam: np.ndarray) -> np.ndarray:
 
 
 def evaluate(lifters: dict, proj: EvalProjection, smooth_sigma: float = 2.0, noise: float = 0.0,
-             seed: int = 0, timings: dict | None = None) -> dict:
+             seed: int = 0, timings: dict | None = None, on_walk=None) -> dict:
     """MPJPE (mm) of each lifter (plus ``zero-depth`` and ``oracle`` rows) on the projected walks.
 
     Every walk is lifted once per lifter; "raw" scores that, "smoothed" the same depth after a temporal
     Gaussian of ``smooth_sigma`` frames (`pose.lifting.smooth_sequence`). ``noise``: Gaussian 2D noise added to
     the query, in units of the pose's 2D RMS size (OpenPose-like jitter). Returns
     ``{name: {"raw"|"smoothed": {"all": mm, "casia_views": mm, "random": mm, "per_view": {deg: mm}}}}``.
-    ``timings``, when given, receives seconds spent per lifter.
+    ``timings``, when given, receives seconds spent per lifter; ``on_walk()`` is called after each walk (progress).
     """
     import time
 
@@ -375,6 +375,8 @@ def evaluate(lifters: dict, proj: EvalProjection, smooth_sigma: float = 2.0, noi
             rows[name]["raw"].append(mpjpe_mm(metric_from_depth(xy, d, z_root, proj.focal), cam))
             ds = L.smooth_sequence(d, smooth_sigma)
             rows[name]["smoothed"].append(mpjpe_mm(metric_from_depth(xy, ds, z_root, proj.focal), cam))
+        if on_walk is not None:
+            on_walk()
     casia = np.isfinite(proj.view)
     result = {}
     for name in names:

@@ -2,8 +2,8 @@
 
 Input: the flat rows of `offline.evaluate` (one per method x protocol x split x level x distance x seed).
 `summarize` folds the seeds into mean ± std (a method evaluated once, e.g. a deterministic baseline, shows
-a plain number). Plots (matplotlib, Agg): one CMC figure per protocol and split with every method on one
-axis (window level solid, sequence level dashed), and the P1 confusion matrix of each method and split.
+a plain number). Plots: `offline.plots` (CMC with the spread over seeds, open-set score distributions with the
+live acceptance score, per-seed confusion matrices normalised per row, embedding maps, training curves).
 Percentages everywhere in the Markdown; fractions in the JSON.
 """
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 
 from cages.io import write_json, write_text
 from offline.errors import OfflineError
+from offline.plots import ordered as _ordered
 
 METRICS = ("rank1", "rank5", "rank10", "mAP", "nAUC_roc", "nAUC_cmc")
 KEY = ("method", "protocol", "split", "level", "distance")
@@ -40,6 +41,8 @@ def summarize(rows: list[dict]) -> list[dict]:
         if cmcs:
             n = min(len(c) for c in cmcs)
             s["cmc"] = np.mean([c[:n] for c in cmcs], axis=0).tolist()
+            s["cmc_min"] = np.min([c[:n] for c in cmcs], axis=0).tolist()
+            s["cmc_max"] = np.max([c[:n] for c in cmcs], axis=0).tolist()
         s["n_probes"] = rs[0].get("n_probes")
         s["n_unmatched"] = rs[0].get("n_unmatched")
         if "confusion" in rs[0]:
@@ -56,14 +59,6 @@ def fmt(stat: dict | None, scale: float = 100.0) -> str:
     if len(stat["values"]) == 1:
         return f"{scale * stat['mean']:.1f}"
     return f"{scale * stat['mean']:.1f} ± {scale * stat['std']:.1f}"
-
-
-def _ordered(values):
-    seen = []
-    for v in values:
-        if v not in seen:
-            seen.append(v)
-    return seen
 
 
 def markdown(summary: list[dict], title: str = "", meta: dict | None = None, distance: str = "euclidean") -> str:
@@ -106,86 +101,68 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")
 
 
-def plot_cmc(summary: list[dict], protocol: str, split: str, path: Path, distance: str = "euclidean") -> Path:
-    """CMC curves of every method on one axis (window solid, sequence dashed)."""
-    import matplotlib
+def write_report(out_dir: str | Path, rows: list[dict], meta: dict, title: str = "",
+                 training_runs: list[str | Path] = ()) -> dict[str, Path]:
+    """Write ``report.json`` (meta, per-seed rows, summary), ``report.md`` and the PNGs into ``out_dir``.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Plots (`offline.plots`): a CMC figure per protocol and split (mean over seeds, band over seeds); per method
+    and split the open-set score distributions with the live acceptance score and a PCA map of the probe
+    embeddings (first seed); every P1 window-level confusion matrix, per seed, normalised per row; the loss
+    curves of each training run in ``training_runs`` that has a ``log.jsonl``.
+    """
+    from offline import plots
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    rows = [s for s in summary if s["protocol"] == protocol and s["split"] == split and "cmc" in s
-            and (protocol == "P1" or s["distance"] == distance)]
-    colours = {m: f"C{i}" for i, m in enumerate(_ordered(s["method"] for s in rows))}
-    for s in rows:
-        cmc = 100 * np.asarray(s["cmc"])
-        k = np.arange(1, len(cmc) + 1)
-        ax.plot(k, cmc, ("-" if s["level"] == "window" else "--"), color=colours[s["method"]], marker=".",
-                label=f"{s['method']} ({s['level']})")
-    from matplotlib.ticker import MaxNLocator
-
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("rank k")
-    ax.set_ylabel("identification rate CMC(k) (%)")
-    ax.set_ylim(0, 101)
-    what = "RN / kNN scores" if protocol == "P1" else f"{distance} distance"
-    ax.set_title(f"{split}: {protocol} CMC, {what}")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def plot_confusion(s: dict, path: Path) -> Path:
-    """The P1 confusion matrix (rows: true person, columns: predicted) of one summary row."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    conf = np.asarray(s["confusion"])
-    classes = s["classes"]
-    size = min(10.0, 3.0 + 0.35 * len(classes))
-    fig, ax = plt.subplots(figsize=(size + 1, size))
-    im = ax.imshow(conf, cmap="Blues")
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    if len(classes) <= 30:
-        ax.set_xticks(range(len(classes)), [str(c) for c in classes], fontsize=7, rotation=90)
-        ax.set_yticks(range(len(classes)), [str(c) for c in classes], fontsize=7)
-        for (i, j), v in np.ndenumerate(conf):
-            if v:
-                ax.text(j, i, str(v), ha="center", va="center", fontsize=6,
-                        color="white" if v > conf.max() / 2 else "black")
-    ax.set_xlabel("predicted person")
-    ax.set_ylabel("true person")
-    acc = np.trace(conf) / max(conf.sum(), 1)
-    ax.set_title(f"{s['method']} – {s['split']} ({s['level']}), Rank-1 {100 * acc:.1f}%", fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def write_report(out_dir: str | Path, rows: list[dict], meta: dict, title: str = "") -> dict[str, Path]:
-    """Write ``report.json`` (meta, per-seed rows, summary), ``report.md`` and the PNGs into ``out_dir``."""
     out_dir = Path(out_dir)
     summary = summarize(rows)
     paths: dict[str, Path] = {}
+    notes: list[str] = []
     for protocol, split in _ordered((s["protocol"], s["split"]) for s in summary):
-        p = plot_cmc(summary, protocol, split, out_dir / f"cmc_{protocol}_{_slug(split)}.png")
+        p = plots.plot_cmc(summary, protocol, split, out_dir / f"cmc_{protocol}_{_slug(split)}.png")
         paths[p.stem] = p
-    for s in summary:
-        if s["protocol"] == "P1" and s["level"] == "window" and "confusion" in s:
-            p = plot_confusion(s, out_dir / f"confusion_{_slug(s['method'])}_{_slug(s['split'])}.png")
+    done: set[tuple] = set()
+    for r in rows:
+        key = (r["method"], r["split"])
+        if r["protocol"] != "P2" or r["level"] != "window" or key in done or "open_set" not in r:
+            continue
+        done.add(key)
+        seed = "" if r.get("seed") is None else f", seed {r['seed']}"
+        os_ = r["open_set"]
+        if os_["genuine"] or os_["impostor"]:
+            p = plots.plot_scores(os_, f"{r['method']} – {r['split']}{seed}: live open-set scores\n(tracks pooled over "
+                                       f"{os_['pool_windows']} windows, {os_['reduce']}, {os_['metric']})",
+                                  out_dir / f"scores_{_slug(r['method'])}_{_slug(r['split'])}.png")
             paths[p.stem] = p
-    slim = [{k: v for k, v in r.items() if k not in ("confusion",)} for r in rows]
+            rates = plots.open_set_rates(os_)
+            if rates:
+                notes.append(f"| {r['method']} | {r['split']} | {os_['accept_score']:.4g} | "
+                             f"{100 * rates['genuine_accepted']:.1f} | {100 * rates['impostor_rejected']:.1f} |")
+        if len(r.get("embedding_map", {}).get("xy", [])) >= 2:
+            p = plots.plot_embedding(r["embedding_map"], f"{r['method']} – {r['split']}{seed}: probe embeddings (PCA)",
+                                     out_dir / f"embedding_{_slug(r['method'])}_{_slug(r['split'])}.png")
+            paths[p.stem] = p
+    for r in rows:
+        if r["protocol"] == "P1" and r["level"] == "window" and "confusion" in r:
+            seed = "" if r.get("seed") is None else f"_seed{r['seed']}"
+            p = plots.plot_confusion(r, out_dir / f"confusion_{_slug(r['method'])}_{_slug(r['split'])}{seed}.png")
+            paths[p.stem] = p
+    for run in training_runs:
+        if (Path(run) / "log.jsonl").is_file():
+            try:
+                p = plots.plot_training(run, out_dir / f"training_{_slug(Path(run).name)}.png", title=str(run))
+            except OfflineError:  # a log without epochs yet
+                continue
+            paths[p.stem] = p
+    slim = [{k: v for k, v in r.items() if k not in ("confusion", "open_set", "embedding_map")} for r in rows]
     write_json(out_dir / "report.json", {"meta": meta, "summary": summary, "rows": slim,
                                          "plots": sorted(p.name for p in paths.values())})
     md = markdown(summary, title, meta)
+    if notes:
+        md += ("\n## Open-set threshold (live decision replayed on the probes)\n\n"
+               "The acceptance score `cagereid live` calibrates on this gallery (config `accept_score: null`), and "
+               "what it does to the probe walks: genuine = the walker's own person, impostor = the best other "
+               "person. See the scores_* plots to choose another.\n\n"
+               "| Method | Split | accept_score | genuine accepted (%) | impostors rejected (%) |\n|---|---|---|---|---|\n"
+               + "\n".join(notes) + "\n")
     md += "\n## Plots\n\n" + "\n".join(f"![{p.stem}]({p.name})" for p in paths.values()) + "\n"
     write_text(out_dir / "report.md", md)
     paths["report.json"] = out_dir / "report.json"

@@ -155,11 +155,12 @@ class _Progress:
 
     def __enter__(self):
         if self.enabled:
+            from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self._p = Progress(TextColumn("[bold]extract[/] {task.description}"), BarColumn(),
                                MofNCompleteColumn(), TextColumn("{task.fields[people]} person-frames"),
-                               TimeRemainingColumn(), transient=False)
+                               TimeRemainingColumn(), transient=False, console=Console(stderr=True))  # status: stderr
             self._p.__enter__()
             self._task = self._p.add_task(self.name, total=self.total, people=0)
         return self

@@ -19,6 +19,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seconds", type=float, default=None, help="use at most this many seconds (default: all; "
                    "10 for a camera)")
     p.add_argument("--min-windows", type=int, default=5, help="refuse enrolments with fewer windows (default: 5)")
+    from cagereid.flags import add_quiet
+
+    add_quiet(p, "no progress bar on stderr while a video is read")
+    p.add_argument("--show", action="store_true", help="video or camera: show the frames in a window with the person "
+                   "being enrolled tagged (needs a display)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,8 +33,8 @@ def run(args: argparse.Namespace) -> int:
     from stream.errors import SourceError, StreamError
     from stream.gallery import check_name
     from stream.identify import load_encoder
-    from stream.producer import check_source, open_observations
-    from stream.enrol import enroll_windows, finite_source
+    from stream.producer import check_source, has_images, open_frames, open_observations
+    from stream.enrol import enroll_windows, finite_source, frame_progress
     from stream.windower import windows_of_source
 
     name = check_name(args.name, "--name")
@@ -39,10 +44,29 @@ def run(args: argparse.Namespace) -> int:
     seconds = args.seconds if args.seconds is not None else (10.0 if str(args.source).isdigit() else None)
     source = finite_source(args.source, seconds)
     check_source(source, open_it=True)
+    sink = None
+    if args.show:
+        from stream.overlay import OverlaySink, check_show
+
+        if not has_images(source):
+            raise StreamError(f"{args.source}: --show draws on video frames; give a video file or camera")
+        check_show(True)
     encoder = load_encoder(args.model, cfg.device)
-    obs, _ = open_observations(source, encoder.layout, cfg.fps)
-    per_track = windows_of_source(obs, encoder.f, cfg.stride, track=args.track, max_seconds=seconds,
-                                  layout=encoder.layout)
+    if args.show:
+        from stream.enrol import preview
+
+        sink = OverlaySink(None, show=True, window=f"cagereid enroll {name}")
+        groups, _ = open_frames(source, encoder.layout, cfg.fps, keep_images=True)
+        obs = preview(groups, sink, name, args.track)
+    else:
+        obs, _ = open_observations(source, encoder.layout, cfg.fps)
+    obs = frame_progress(obs, source, seconds, enabled=not args.quiet)
+    try:
+        per_track = windows_of_source(obs, encoder.f, cfg.stride, track=args.track, max_seconds=seconds,
+                                      layout=encoder.layout)
+    finally:
+        if sink is not None:
+            sink.close()
     if not per_track:
         raise SourceError(f"{args.source}: no complete {encoder.f}-frame skeleton windows"
                           + (f" for track {args.track}" if args.track is not None else ""))

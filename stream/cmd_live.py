@@ -18,6 +18,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "source ends, or Ctrl-C)")
     p.add_argument("--no-dashboard", action="store_true", help="no full-screen view; print a summary at the end")
     p.add_argument("--fps", type=float, default=None, help="playback rate of synthetic/recorded sources")
+    p.add_argument("--overlay", default=None, metavar="VIDEO",
+                   help="video source: also write the frames with each person's box, skeleton (left orange, right "
+                        "blue), name or unknown with confidence and trail to this .mp4/.avi (drawn off the real-time "
+                        "path; frames are dropped, never waited for)")
+    p.add_argument("--show", action="store_true",
+                   help="video source: the same drawing in an OpenCV window (needs a display)")
+    p.add_argument("--events", default=None, metavar="FILE.jsonl",
+                   help="write every decision and identity change as one JSON line (track, time, identity, "
+                        "confidence, score; schema in stream/events.py and docs/live.md), flushed per line")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,6 +45,19 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, device=args.device, fps=args.fps)
     check_source(args.source, open_it=True)
+    overlay = None
+    if args.overlay or args.show:
+        from pose.overlay import OverlayWriter
+        from stream.errors import SourceError
+        from stream.overlay import check_show
+        from stream.producer import has_images
+
+        if not has_images(args.source):
+            raise SourceError(f"{args.source}: --overlay/--show draw on video frames; give a video file or camera")
+        check_show(args.show)
+        if args.overlay:
+            OverlayWriter(args.overlay)  # a bad file name is a one-line error before start-up (opens nothing)
+        overlay = {"path": args.overlay, "show": bool(args.show)}
     gallery = Path(args.gallery) if args.gallery else None
     if gallery is not None and not gallery.exists():
         if args.gallery != DEFAULT_GALLERY:
@@ -47,8 +69,15 @@ def run(args: argparse.Namespace) -> int:
         with Gallery(gallery, create=False, readonly=True):  # a bad gallery is a one-line error before start-up
             pass
     console = Console()
+    events = None
+    if args.events:
+        from stream.events import EventLog
+
+        events = EventLog(args.events)
     with sigterm_stops():
-        pipe = Pipeline(cfg, args.source, model=args.model, gallery=gallery)
+        pipe = Pipeline(cfg, args.source, model=args.model, gallery=gallery, overlay=overlay)
+        if events is not None:
+            pipe.decision_listeners.append(events)
         try:
             pipe.state.title = "cagereid live"
             try:
@@ -63,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the stop below runs to its end
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             pipe.stop()
+            if events is not None:
+                events.close()
     print_summary(pipe.state, console, stopped)
     console.print(f"stopped: {reason}", markup=False)
     if reason.startswith("failed"):

@@ -48,3 +48,53 @@ def enrol_synthetic(gallery_path, encoder, people: int, known: int, seed: int, s
             out[walker_name(i)] = out.get(walker_name(i), 0) + enroll_windows(
                 gallery_path, walker_name(i), np.stack(windows), encoder, source=f"{spec}#walk{k}")
     return out
+
+
+def frame_progress(obs, spec: str, seconds: float | None, enabled: bool = True):
+    """Yield the observations of ``obs`` unchanged while a bar on stderr counts the source's frames, with the
+    time left when the length is known (a video file; a camera with ``seconds``). Recordings and synthetic
+    walkers take no time and get no bar."""
+    spec = str(spec)
+    quick = spec.startswith("synthetic") or spec.endswith(".npz")
+    if not enabled or quick:
+        yield from obs
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    total = None
+    if not spec.isdigit():
+        from pose.sources import open_source
+
+        src = open_source(spec)
+        try:
+            total, fps = src.expected_frames(), src.fps
+        finally:
+            src.close()
+        if total is not None and seconds is not None and fps:
+            total = min(total, int(seconds * fps) + 1)
+    with Progress(TextColumn("[bold]enrol[/] reading poses"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=Console(stderr=True), transient=False) as bar:
+        task = bar.add_task("frames", total=total)
+        first = None
+        for o in obs:
+            first = o.frame if first is None else first
+            bar.update(task, completed=o.frame - first + 1)
+            yield o
+        if total is not None:  # the source ended (frames without anybody yield no observations)
+            bar.update(task, completed=total)
+
+
+def preview(groups, sink, name: str, track: int | None = None):
+    """Yield the observations of video frame ``groups`` (`stream.producer.FrameGroup`) while showing each frame
+    on ``sink`` (`stream.overlay.OverlaySink`): the person being enrolled (``track``, or the track seen in the
+    most frames so far, as `enroll` picks the longest) is tagged ``<name> (enrolling)``, the others ``id N``."""
+    seen: dict[int, int] = {}
+    for group in groups:
+        for o in group:
+            seen[o.track] = seen.get(o.track, 0) + 1
+        who = track if track is not None else (max(seen, key=seen.get) if seen else None)
+        if getattr(group, "image", None) is not None:
+            sink.offer(group.image, group.shown, group.frame_index,
+                       {who: (f"{name} (enrolling)", None)} if who is not None else {})
+        yield from group

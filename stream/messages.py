@@ -332,7 +332,33 @@ class ControlMsg:
         return cls(command=command)
 
 
-MESSAGES = {cls.TOPIC: cls for cls in (FrameMsg, WindowMsg, DecisionMsg, StatsMsg, ControlMsg)}
+@dataclass
+class NamesMsg:
+    """The current identity of every decided track, for the live overlay: supervisor -> producer (on the control
+    bus, sent only when an overlay is on). ``names[track] = (identity, confidence)``."""
+
+    TOPIC: ClassVar[bytes] = b"names"
+    MAX: ClassVar[int] = 1024  # tracks in one message (the newest decisions win)
+    names: dict[int, tuple[str, float]]
+
+    def to_frames(self) -> list[bytes]:
+        items = list(self.names.items())[-self.MAX:]
+        return _pack(self.TOPIC, {"tracks": [int(t) for t, _ in items],
+                                  "identities": [str(n)[:MAX_TEXT] for _, (n, _c) in items],
+                                  "confidence": [float(c) for _, (_n, c) in items]})
+
+    @classmethod
+    def from_head(cls, head: dict, arrays: dict) -> "NamesMsg":
+        n = len(_get(head, "tracks", list))
+        if n > cls.MAX:
+            raise MessageError(f"names message with {n} tracks (at most {cls.MAX})")
+        tracks = _list(head, "tracks", n, int, 0, MAX_TRACK)
+        names = _list(head, "identities", n, str)
+        conf = _list(head, "confidence", n, float, 0.0, 1.0)
+        return cls(names={t: (x, c) for t, x, c in zip(tracks, names, conf)})
+
+
+MESSAGES = {cls.TOPIC: cls for cls in (FrameMsg, WindowMsg, DecisionMsg, StatsMsg, ControlMsg, NamesMsg)}
 
 
 def decode(frames: list[bytes], expect: tuple[type, ...] | None = None):

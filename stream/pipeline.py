@@ -33,7 +33,7 @@ from stream import security
 from stream.config import StreamConfig
 from stream.dashboard import DashboardState, StageRow
 from stream.errors import StreamError
-from stream.messages import _MAX_HEADER, ControlMsg, DecisionMsg, MessageError, StatsMsg, decode
+from stream.messages import _MAX_HEADER, ControlMsg, DecisionMsg, MessageError, NamesMsg, StatsMsg, decode
 
 STAGES = ("identify", "windower", "producer")
 STABLE_S = 10.0  # a stage that ran this long before dying is restarted at once (no back-off)
@@ -94,6 +94,7 @@ class Pipeline:
     restart: bool = True
     state: DashboardState = field(default_factory=DashboardState)
     extra_peers: tuple[str, ...] = ()  # tests and `cagereid soak`: authenticated fault injectors (`peer_socket`)
+    overlay: dict | None = None  # live overlay {"path": video or None, "show": bool}: drawn by the producer
 
     def __post_init__(self) -> None:
         self.ctx = zmq.Context()
@@ -112,6 +113,12 @@ class Pipeline:
         self.failed: str | None = None  # why the run gave up (restart budget spent); None while healthy
         self._started = False
         self._last_alive = 0.0
+        self.decision_listeners: list = []  # callables fed every accepted DecisionMsg (e.g. `stream.events.EventLog`)
+        self._names: dict[int, tuple[str, float]] = {}  # overlay: the latest identity of every track
+        self._names_sent = 0.0
+        self._names_dirty = False
+        if self.overlay:
+            self.decision_listeners.append(self._note_name)
 
     # --- lifecycle ------------------------------------------------------------------------------------
     def start(self, timeout_s: float = 120.0) -> "Pipeline":
@@ -145,7 +152,7 @@ class Pipeline:
         self._wait(lambda: self._running("windower"), timeout_s, "the windower")
         self.addr["frames"] = self.procs["windower"].kwargs["frames_bind"] = self._info("windower")["address"]
         self.procs["producer"] = StageProc("producer", dict(common, source=str(self.source), realtime=self.realtime,
-                                                            frames_connect=self.addr["frames"]))
+                                                            frames_connect=self.addr["frames"], overlay=self.overlay))
         self._spawn("producer")
         self._started = True
         return self
@@ -180,6 +187,7 @@ class Pipeline:
         sp = self.procs[name]
         if name == "producer":
             sp.kwargs["track_offset"] = 100000 * sp.restarts  # new tracker ids never continue old tracks
+            self._names_dirty = bool(self._names)  # a new producer learns the names at once
         sp.kwargs["keys"] = self.keys.for_stage(name)
         sp.proc = self.mp.Process(target=_stage_main, args=(name, sp.kwargs, os.getpid()), name=f"cagereid-{name}",
                                   daemon=True)
@@ -223,12 +231,31 @@ class Pipeline:
             except zmq.ZMQError:
                 pass
 
+    def _note_name(self, msg: DecisionMsg) -> None:
+        new = (msg.identity, float(msg.confidence))
+        if self._names.get(msg.track) != new:
+            self._names.pop(msg.track, None)  # the newest decisions last (NamesMsg keeps the last ones)
+            self._names[msg.track] = new
+            self._names_dirty = True
+
+    def _send_names(self, min_interval_s: float = 0.2) -> None:
+        """Overlay: tell the producer the current names, at most every ``min_interval_s`` when something changed."""
+        now = time.time()
+        if not self._names_dirty or now - self._names_sent < min_interval_s:
+            return
+        self._names_sent, self._names_dirty = now, False
+        try:
+            self.control.send_multipart(NamesMsg(dict(self._names)).to_frames(), flags=zmq.NOBLOCK)
+        except zmq.ZMQError:
+            self._names_dirty = True
+
     def poll(self, timeout_s: float = 0.05) -> int:
         """Receive every waiting event (waits up to ``timeout_s`` for the first); return how many.
 
         A decision counts only from identify's key and a stats message only from the key of the stage it names
         (anything else: ``spoofed_events``); malformed ones are counted in ``malformed_events``."""
         self.alive()
+        self._send_names()
         n = 0
         if not self.events.poll(int(timeout_s * 1000)):
             return 0
@@ -254,6 +281,8 @@ class Pipeline:
             return "spoofed"
         if isinstance(msg, DecisionMsg):
             self.state.on_decision(msg)
+            for listener in self.decision_listeners:
+                listener(msg)
             return "decision"
         sp = self.procs.get(msg.stage)
         if sp is not None and sp.proc is not None and msg.pid != sp.proc.pid:

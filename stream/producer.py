@@ -160,14 +160,30 @@ def _recorded(path: Path, layout: str, fps: float) -> Iterator[list[Observation]
             yield group
 
 
-def _video(spec: str, layout: str) -> Iterator[list[Observation]]:
+class FrameGroup(list):
+    """The observations of one video frame plus, for the live overlay, the image (``.image``, BGR), its index
+    and the people as drawn (``.shown``: `pose.pipeline` observations with 2D keypoints and boxes)."""
+
+    image = None
+    frame_index = 0
+    shown: list = []
+
+
+def _video(spec: str, layout: str, keep_images: bool = False) -> Iterator[list[Observation]]:
+    """Pose tracks of a video/camera, one group per frame with somebody in it; with ``keep_images`` every frame,
+    as a `FrameGroup` (empty when nobody is there), for the overlay."""
     from pose.extract import iter_tracks
 
     src_spec: str | int = int(spec) if spec.isdigit() else spec
     for frame_obs in iter_tracks(src_spec, multi_person=True, layout=layout):
         group = [Observation(int(obs.track_id), int(obs.frame_index), float(obs.timestamp_s),
                              np.asarray(obs.joints, np.float32), np.asarray(obs.valid, bool)) for obs in frame_obs]
-        if group:
+        if keep_images:
+            group = FrameGroup(group)
+            group.image, group.frame_index = frame_obs.frame.image_bgr, int(frame_obs.frame.index)
+            group.shown = [o for o in frame_obs if o.found and o.confirmed]
+            yield group
+        elif group:
             yield group
 
 
@@ -208,16 +224,23 @@ def check_source(spec: str, open_it: bool = False) -> None:
         raise SourceError(f"{spec}: cannot open this {what}")
 
 
-def open_frames(spec: str, layout: str, fps: float) -> tuple[Iterator[list[Observation]], bool]:
+def has_images(spec: str) -> bool:
+    """Whether a source has video frames to draw on (a video file or camera, not skeletons)."""
+    spec = str(spec)
+    return not (spec == "synthetic" or spec.startswith("synthetic:") or spec.endswith(".npz"))
+
+
+def open_frames(spec: str, layout: str, fps: float,
+                keep_images: bool = False) -> tuple[Iterator[list[Observation]], bool]:
     """A source spec as a stream of source frames (the observations of every track seen in one frame), and
-    whether it must be paced to ``fps`` (recorded data)."""
+    whether it must be paced to ``fps`` (recorded data). ``keep_images``: video frames come as `FrameGroup`s."""
     spec = str(spec)
     check_source(spec)
     if spec == "synthetic" or spec.startswith("synthetic:"):
         return _synthetic(spec, layout, fps), True
     if spec.endswith(".npz"):
         return _recorded(Path(spec), layout, fps), True
-    return _video(spec, layout), False
+    return _video(spec, layout, keep_images), False
 
 
 def open_observations(spec: str, layout: str, fps: float) -> tuple[Iterator[Observation], bool]:
@@ -227,18 +250,20 @@ def open_observations(spec: str, layout: str, fps: float) -> tuple[Iterator[Obse
 
 
 def run(cfg: StreamConfig, source: str, frames_connect: str, events_addr: str, control_addr: str | None,
-        realtime: bool = True, track_offset: int = 0, keys=None) -> int:
+        realtime: bool = True, track_offset: int = 0, keys=None, overlay: dict | None = None) -> int:
     """Stage main loop (own process): publish every source frame; exit 0 when the source ends.
 
     ``track_offset`` is added to every track id: a restarted producer's trackers start counting again, and
     their new tracks must not continue the windows and votes of the old ones.
+    ``overlay`` ({"path": video or None, "show": bool}): draw every video frame with the names the supervisor
+    sends (`stream.overlay.OverlaySink`, off the real-time path; a restarted producer writes ``path`` anew).
     """
     import zmq
 
     from stream.messages import FrameMsg
     from stream.runtime import StageError, StageRuntime
 
-    rt = StageRuntime("producer", cfg, events_addr, control_addr, keys)
+    rt = StageRuntime("producer", cfg, events_addr, control_addr, keys, names=bool(overlay))
     try:
         push = rt.socket(zmq.PUSH, "frames", connect=frames_connect)
     except StageError as exc:
@@ -248,8 +273,13 @@ def run(cfg: StreamConfig, source: str, frames_connect: str, events_addr: str, c
     producer_id = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
     rt.info.update(source=str(source), producer=producer_id)
     status = 0
+    sink = None
     try:
-        groups, paced = open_frames(source, cfg.layout, cfg.fps)
+        groups, paced = open_frames(source, cfg.layout, cfg.fps, keep_images=bool(overlay))
+        if overlay:
+            from stream.overlay import OverlaySink
+
+            sink = OverlaySink(overlay.get("path"), overlay.get("show", False), fps=cfg.fps or 25.0)
         rt.settle()
         rt.state = "running"
         t0 = time.time()
@@ -258,6 +288,14 @@ def run(cfg: StreamConfig, source: str, frames_connect: str, events_addr: str, c
         for group in groups:
             if rt.stopping:
                 break
+            if sink is not None and isinstance(group, FrameGroup):
+                names = {t - track_offset: v for t, v in rt.names.items() if t >= track_offset}
+                sink.offer(group.image, group.shown, group.frame_index, names)
+                rt.counters["overlay_dropped"] = sink.dropped
+                if not group:
+                    rt.check_control()
+                    rt.tick()
+                    continue
             if len(group) > cfg.max_tracks:  # a crowd beyond what the buses are sized for: keep the first ones
                 rt.counters["tracks_dropped"] += len(group) - cfg.max_tracks
                 group = group[: cfg.max_tracks]
@@ -293,6 +331,10 @@ def run(cfg: StreamConfig, source: str, frames_connect: str, events_addr: str, c
         rt.info["error"] = f"{type(exc).__name__}: {exc}"
         status = 1
     finally:
+        if sink is not None:
+            sink.close()
+            if sink.error:
+                rt.info["overlay"] = sink.error
         for _ in range(2):  # the final state must reach the supervisor
             rt.tick(force=True)
             time.sleep(0.05)

@@ -23,7 +23,7 @@ import zmq
 from stream import security
 from stream.config import StreamConfig
 from stream.errors import StreamError
-from stream.messages import _MAX_HEADER, ControlMsg, MessageError, StatsMsg, decode
+from stream.messages import _MAX_HEADER, ControlMsg, MessageError, NamesMsg, StatsMsg, decode
 
 
 class StageError(StreamError):
@@ -58,7 +58,7 @@ def die_with_parent(supervisor_pid: int | None) -> None:
 
 class StageRuntime:
     def __init__(self, name: str, cfg: StreamConfig, events_addr: str, control_addr: str | None,
-                 keys: security.StageKeys | None = None) -> None:
+                 keys: security.StageKeys | None = None, names: bool = False) -> None:
         self.name, self.cfg, self.keys = name, cfg, keys
         self.ctx = zmq.Context()
         self.auth = security.Authenticator(self.ctx, keys.allow) if keys is not None and keys.server else None
@@ -69,6 +69,9 @@ class StageRuntime:
         if control_addr:
             self.control = self.socket(zmq.SUB, "control", connect=control_addr)
             self.control.setsockopt(zmq.SUBSCRIBE, ControlMsg.TOPIC)
+            if names:  # the live overlay: the supervisor's NamesMsg (track -> identity, confidence)
+                self.control.setsockopt(zmq.SUBSCRIBE, NamesMsg.TOPIC)
+        self.names: dict[int, tuple[str, float]] = {}
         self.last_heard = time.time()  # the supervisor's last control message ("alive" / "stop")
         self.counters: dict[str, float] = defaultdict(float)
         self.gauges: dict[str, float] = {}
@@ -143,11 +146,14 @@ class StageRuntime:
             except zmq.Again:
                 break
             try:
-                msg = decode(frames, expect=(ControlMsg,))
+                msg = decode(frames, expect=(ControlMsg, NamesMsg))
             except MessageError:
                 self.counters["malformed"] += 1
                 continue
             self.last_heard = time.time()
+            if isinstance(msg, NamesMsg):
+                self.names = msg.names
+                continue
             if msg.command == "stop":
                 self.stopping = True
         if time.time() - self.last_heard > self.cfg.orphan_timeout_s:

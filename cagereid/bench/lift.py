@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cagereid.bench import show
+
 HELP = "2D->3D lifting throughput (poses/s): Chen & Ramanan matching vs the residual MLP"
 
 
@@ -94,5 +96,5 @@ def run(args: argparse.Namespace) -> int:
         table.add_column(col, justify="left" if col in ("lifter", "device") else "right")
     for name, dev, t in rows:
         table.add_row(name, dev, f"{args.poses / t:,.0f}", f"{1000 * t / args.poses:.3f}")
-    console.print(table)
+    show(console, table)
     return 0

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cagereid.bench import show
+
 HELP = "Missing-joint policies on real side-view clips and the degraded UCalgary proxy (accuracy tables)"
 
 
@@ -183,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
             t.add_column(c)
         for r in enrol:
             t.add_row(f"{r['visibility']:g}", r["policy"], f"{r['enrolled']}/{r['of']}", r["windows"])
-        console.print(t)
+        show(console, t)
         _table(console, "ucb person 001, leave one clip out (gallery: 001's other clips + every other track)",
                rows, ("visibility", "policy", "method", "w_r1", "s_hits", "gallery_people"))
     if args.ucalgary:
@@ -202,4 +204,4 @@ def _table(console, title: str, rows: list[dict], cols: tuple[str, ...]) -> None
     for r in rows:
         t.add_row(*[(f"{r[c]:.1f}" if isinstance(r[c], float) and c not in ("visibility",) else
                      f"{r[c]:g}" if isinstance(r[c], float) else str(r[c])) for c in cols])
-    console.print(t)
+    show(console, t)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cagereid.bench import show
+
 HELP = "Pose extraction speed: frames/s and ms per person-frame, single- and multi-person videos"
 
 
@@ -83,11 +85,16 @@ def run(args: argparse.Namespace) -> int:
     videos = [v for v in (args.single, args.multi) if v]
     if not videos:
         raise SourceError("give --single VIDEO and/or --multi VIDEO")
+    from cagereid.progress import Steps, stderr_say
+
+    steps = Steps(len(videos), stderr_say(args.quiet))
     for spec, multi in ((v, "auto") for v in videos):
         if not Path(spec).exists():
             raise SourceError(f"{spec}: no such video")
         kw = {} if args.detect_every is None else {"detect_every": args.detect_every}
+        steps.start()
         rows.append(_measure(spec, multi, frames, args.warmup, pose_workers=args.pose_workers, **kw))
+        steps.done(f"pose on {Path(spec).name}")
     table = Table(title=f"pose extraction on {platform.processor() or platform.machine()}, "
                         f"{os.cpu_count()} logical CPUs, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}")
     for col in ("video", "mode", "pose workers", "frames", "frames/s", "ms/frame", "person-frames", "ms/person-frame",
@@ -98,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
                       str(r["person_frames"]), f"{r['ms_person_frame']:.1f}",
                       f"{r['ms_pose_call']:.1f} ({r['pose_calls']})",
                       f"{r['ms_detect']:.0f} ({r['detector_runs']})", f"{r['ms_decode']:.1f}")
-    Console(width=185).print(table)
+    show(Console(width=185), table)
     if len(rows) == 2 and rows[0]["fps"] > 0:
         print(f"multi / single frames/s: {rows[1]['fps'] / rows[0]['fps']:.2f}")
     print("ms/frame and ms/person-frame exclude decoding; ms/pose call counts every MediaPipe call "

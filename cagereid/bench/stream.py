@@ -21,6 +21,8 @@ import argparse
 import time
 from pathlib import Path
 
+from cagereid.bench import show
+
 HELP = ("Live pipeline: frame->decision latency p50/p95 and windows/s for 1/4/16/64 tracks and a real video, "
         "ZeroMQ hop, encoder batch")
 
@@ -197,10 +199,15 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from cagereid.progress import Steps, stderr_say
+
     console = Console()
     console.print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
                   f"model {args.model or 'cages/pretrained'}")
+    n_e2e = 0 if args.skip_e2e else len(args.tracks.split(",")) + 1
+    steps = Steps(2 + n_e2e + (1 if args.video and not args.skip_e2e else 0), stderr_say(args.quiet))
     hops = {"plain": bench_hop(), "CURVE + ZAP (the pipeline's buses)": bench_hop(curve=True)}
+    steps.done("ZeroMQ hop")
     t = Table(title="ZeroMQ hop (FrameMsg, 1 track x 20 joints, tcp://127.0.0.1, same process)")
     t.add_column("transport")
     for k in hops["plain"]:
@@ -209,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
     for name, hop in hops.items():
         t.add_row(name, *(f"{v:.1f}" for v in hop.values()),
                   f"{hop['round_trip_p50_us'] / hops['plain']['round_trip_p50_us']:.2f}x")
-    console.print(t)
+    show(console, t)
 
     import torch
 
@@ -217,17 +224,19 @@ def run(args: argparse.Namespace) -> int:
     t = Table(title="encoder embed (traced, 1 thread)")
     for col in ("device", "batch", "p50 ms", "p95 ms", "ms/window"):
         t.add_column(col)
+    steps.start()
     for dev in devices:
         for r in bench_encoder(args.model, dev):
             t.add_row(r["device"], str(r["batch"]), f"{r['p50_ms']:.2f}", f"{r['p95_ms']:.2f}",
                       f"{r['per_window_ms']:.3f}")
-    console.print(t)
+    show(console, t)
     t = Table(title="identify stage in one process (Identifier.process: embed + pooling + decisions, no sockets)")
     for col in ("windows", "process p50 ms", "of which embed p50 ms"):
         t.add_column(col)
     for r in bench_identify(args.model):
         t.add_row(str(r["batch"]), f"{r['process_ms']:.2f}", f"{r['embed_ms']:.2f}")
-    console.print(t)
+    steps.done("encoder and identify stage")
+    show(console, t)
     if args.skip_e2e:
         return 0
     t = Table(title="end to end: frame published -> decision")
@@ -235,17 +244,21 @@ def run(args: argparse.Namespace) -> int:
         t.add_column(col)
     runs = [(int(n), True) for n in args.tracks.split(",")] + [(max(int(n) for n in args.tracks.split(",")), False)]
     for n, realtime in runs:
+        steps.start()
         r = bench_e2e(args.model, n, args.seconds, realtime, args.stride)
+        steps.done(f"end to end, {n} tracks")
         t.add_row(str(n), r["mode"], str(r["windows"]), f"{r['per_batch']:.1f}", f"{r['windows_per_s']:.0f}",
                   f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}", str(r["dropped"]))
         console.print(f"  {n} tracks ({r['mode']}): p95 {r['p95_ms']:.1f} ms, {r['windows_per_s']:.0f} windows/s")
-    console.print(t)
+    show(console, t)
     if args.video:
         from pose.sources import SourceError
 
         if not Path(args.video).exists():
             raise SourceError(f"{args.video}: no such video")
+        steps.start()
         r = bench_video(args.model, args.video, args.video_seconds)
+        steps.done(f"real video {Path(args.video).name}")
         t = Table(title=f"real pose in the loop: {Path(args.video).name} (live --source VIDEO), "
                         f"{args.video_seconds:.0f} s after the first decision")
         for col in ("frames", "frames/s", "decisions", "published->decision p50 ms", "p95 ms",
@@ -253,5 +266,5 @@ def run(args: argparse.Namespace) -> int:
             t.add_column(col)
         t.add_row(str(r["frames"]), f"{r['fps']:.1f}", str(r["decisions"]), f"{r['p50_ms']:.1f}",
                   f"{r['p95_ms']:.1f}", f"{r['p50_ms'] + 1e3 / max(r['fps'], 1e-9):.0f}")
-        console.print(t)
+        show(console, t)
     return 0

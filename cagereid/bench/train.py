@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 
+from cagereid.bench import show
+
 HELP = "CAGE training throughput (windows/s, optional plain-PyTorch reference), encoder latency, FLOPs"
 
 
@@ -202,5 +204,5 @@ def run(args: argparse.Namespace) -> int:
         table.add_row("ratio model / reference (median of per-run ratios)", f"{ratio:.2f}x")
     for bs, ms in lat:
         table.add_row(f"encoder inference, batch of {bs} windows", f"{ms:.1f} ms ({ms / bs:.2f} ms/window)")
-    Console().print(table)
+    show(Console(), table)
     return 0

@@ -68,8 +68,11 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
 
 
 def progress_bar(enabled: bool):
+    """A rich progress bar with the time left, on stderr (results go to stdout)."""
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[info]}"), TimeRemainingColumn(), disable=not enabled, transient=False)
+                    TextColumn("{task.fields[info]}"), TimeRemainingColumn(), disable=not enabled, transient=False,
+                    console=Console(stderr=True))
 

@@ -47,7 +47,9 @@ def test_evaluate_orders_the_baselines(synth_library):
     held = LL.synthetic_sequences(9, 1, 40, seed=77)[6:]  # identities not in the library
     proj = LL.project_sequences(held, views=(0, 90, 180), random_cams=1, seed=0)
     assert len(proj.uv) == 3 * 4
-    res = LL.evaluate({"matching": L.load_lifter(path, k=3)}, proj, smooth_sigma=1.0)
+    walks = []
+    res = LL.evaluate({"matching": L.load_lifter(path, k=3)}, proj, smooth_sigma=1.0, on_walk=lambda: walks.append(1))
+    assert len(walks) == len(proj.uv)  # the progress callback ticks once per walk
     raw = {name: r["raw"]["all"] for name, r in res.items()}
     assert raw["oracle"] < raw["matching"] < 0.7 * raw["zero-depth"]
     assert set(res["matching"]["raw"]["per_view"]) == {0, 90, 180}
@@ -98,3 +100,16 @@ def test_lift_cli_build_train_apply(tmp_path, synth_library, openpose_walk, casi
                  "--library", str(lib)]) == 2
     assert main(["lift", "apply", str(json_dir), "--out", str(tmp_path / "x.npz"),
                  "--library", str(tmp_path / "nolib.npz")]) == 2
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_lift_evaluate_cli_progress_on_stderr_tables_on_stdout(synth_library, ucalgary_root, tmp_path, capsys, quiet):
+    from cagereid import cli
+
+    path, _ = synth_library
+    rc = cli.main(["lift", "evaluate", "--library", str(path), "--mlp", str(tmp_path / "none.pt"), "--data-root",
+                   str(ucalgary_root), "--held-out", "14", "--k", "1", "--noise", "0", *(["--quiet"] if quiet else [])])
+    assert rc == 0
+    out, err = capsys.readouterr()
+    assert "MPJPE" in out and "lifting held-out walks" not in out
+    assert err == "" if quiet else "lifting held-out walks" in err

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 import pytest
@@ -119,6 +120,16 @@ def test_cli_writes_and_checks(tmp_path, capsys):
     assert "Walking" in text and "Still" in text
     assert cli.main(["synth", "--check", str(out)]) == 0
     assert "validated" in capsys.readouterr().out
+    # the same summary for scripts: JSON on stdout only
+    assert cli.main(["synth", "--check", str(out), "--json"]) == 0
+    cap = capsys.readouterr()
+    doc = json.loads(cap.out)
+    assert doc["root"] == str(out) and doc["warnings"] == [] and cap.err == ""
+    splits = {r["split"]: r for r in doc["datasets"]}
+    assert set(splits) >= {"train", "Walking", "Still"}
+    assert all(r["dataset"] == "BIWI" and r["f"] == 6 and r["J"] == 20 and r["people"] == 3 and r["windows"] > 0
+               for r in doc["datasets"])
+    assert cli.main(["synth", "--dataset", "biwi", "--out", str(out), "--json"]) == 2  # --json goes with --check
 
 
 @pytest.mark.parametrize("how", ["delete", "nan"])

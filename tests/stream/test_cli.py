@@ -59,7 +59,7 @@ def _main(capsys, *args):
 
 
 def test_one_line_errors_for_bad_input(tmp_path, capsys):
-    code, _, err = _main(capsys, "gallery", "list", "--gallery", str(tmp_path / "missing.sqlite"))
+    code, _, err = _main(capsys, "gallery", "remove", "x", "--gallery", str(tmp_path / "missing.sqlite"))
     assert code == 2 and err.startswith("error: ") and "missing.sqlite" in err and "Traceback" not in err
     bad = tmp_path / "bad.yaml"
     bad.write_text("strde: 3\n")
