@@ -130,8 +130,9 @@ class CageExtractor:
     def _batches(self, windows):
         w = normalise_windows(windows, self.features.centre)
         if w.shape[1] != self.cfg.f or w.shape[2] != self.cfg.J:
-            raise ValueError(f"windows are (B, {w.shape[1]}, {w.shape[2]}, 3) but the model expects "
-                             f"(B, {self.cfg.f}, {self.cfg.J}, 3)")
+            raise ConfigError(f"windows are (B, {w.shape[1]}, {w.shape[2]}, 3) but the model "
+                              f"{self.meta.get('layout') or ''} expects (B, {self.cfg.f}, {self.cfg.J}, 3): a model "
+                              "of another joint layout or window length")
         bs = max(1, int(self.features.batch_size))
         for i in range(0, len(w), bs):
             yield w[i: i + bs].to(self.device)

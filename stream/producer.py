@@ -175,7 +175,9 @@ def _video(spec: str, layout: str, keep_images: bool = False) -> Iterator[list[O
     from pose.extract import iter_tracks
 
     src_spec: str | int = int(spec) if spec.isdigit() else spec
-    for frame_obs in iter_tracks(src_spec, multi_person=True, layout=layout):
+    # auto: one person posed on the full frame (what finds a side-view walker the people detector misses),
+    # switching to detection + tracking for good once a second person shows up or the full frame fails
+    for frame_obs in iter_tracks(src_spec, multi_person="auto", layout=layout):
         group = [Observation(int(obs.track_id), int(obs.frame_index), float(obs.timestamp_s),
                              np.asarray(obs.joints, np.float32), np.asarray(obs.valid, bool)) for obs in frame_obs]
         if keep_images:
