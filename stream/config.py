@@ -165,7 +165,6 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> StreamConfi
         data = load_yaml(p, "stream")
         if "stream" in data and isinstance(data["stream"], dict):
             data = data["stream"]
-        data = check_types(StreamConfig, data, "stream", origin=str(p))
         values = {**data, **{k: v for k, v in overrides.items() if v is not None}}
         values = check_types(StreamConfig, values, "stream", origin=str(p))
     except BadConfig as exc:

@@ -131,20 +131,26 @@ def test_overlay_sink_drops_frames_instead_of_waiting(tmp_path):
     assert path is not None and path.is_file() and sink.drawn == sum(taken) and sink.error is None
 
 
-def test_live_overlay_needs_a_video_source_and_show_a_display(tmp_path, capsys, monkeypatch):
-    code, _, err = _main(capsys, "live", "--no-dashboard", "--source", "synthetic", "--overlay",
-                         str(tmp_path / "o.mp4"), "--duration", "1")
-    assert code == 2 and err.startswith("error: ") and "video" in err and len(err.strip().splitlines()) == 1
-    monkeypatch.delenv("DISPLAY", raising=False)
-    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+def _no_display_and_a_video(tmp_path, monkeypatch):
+    """No display in the environment, and a 3-frame black video: what --show / --overlay refusals need."""
     import cv2
     import numpy as np
 
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     video = tmp_path / "v.avi"
     w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
     for _ in range(3):
         w.write(np.zeros((48, 64, 3), np.uint8))
     w.release()
+    return video
+
+
+def test_live_overlay_needs_a_video_source_and_show_a_display(tmp_path, capsys, monkeypatch):
+    code, _, err = _main(capsys, "live", "--no-dashboard", "--source", "synthetic", "--overlay",
+                         str(tmp_path / "o.mp4"), "--duration", "1")
+    assert code == 2 and err.startswith("error: ") and "video" in err and len(err.strip().splitlines()) == 1
+    video = _no_display_and_a_video(tmp_path, monkeypatch)
     code, _, err = _main(capsys, "live", "--no-dashboard", "--source", str(video), "--show", "--duration", "1")
     assert code == 2 and "--show needs a display" in err and len(err.strip().splitlines()) == 1
     code, _, err = _main(capsys, "live", "--no-dashboard", "--source", str(video), "--overlay",
@@ -216,16 +222,7 @@ def test_enroll_preview_tags_the_person_being_enrolled():
 
 
 def test_enroll_show_without_a_display_is_one_line(tmp_path, capsys, monkeypatch):
-    monkeypatch.delenv("DISPLAY", raising=False)
-    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    import cv2
-    import numpy as np
-
-    video = tmp_path / "v.avi"
-    w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
-    for _ in range(3):
-        w.write(np.zeros((48, 64, 3), np.uint8))
-    w.release()
+    video = _no_display_and_a_video(tmp_path, monkeypatch)
     code, _, err = _main(capsys, "enroll", "--name", "a", "--source", str(video), "--show",
                          "--gallery", str(tmp_path / "g.sqlite"))
     assert code == 2 and "--show needs a display" in err and len(err.strip().splitlines()) == 1
