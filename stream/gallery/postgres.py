@@ -72,9 +72,37 @@ _CENTROIDS = """INSERT INTO cagereid.centroids(person, fingerprint, dim, n, mean
     nmean=excluded.nmean"""
 
 
-def vec_text(v: np.ndarray) -> str:
-    """A float32 vector as pgvector's text input (exact: a float32 printed as float64 reads back to itself)."""
-    return "[" + ",".join(map(repr, np.asarray(v, np.float32).tolist())) + "]"
+class Vec:
+    """A float32 vector in pgvector's binary format (int16 dim, int16 0, big-endian float32s): sent as such by
+    the dumper `_register` installs on each connection (exact, and ~70x faster than pgvector's text input)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, v: np.ndarray) -> None:
+        a = np.asarray(v, ">f4").ravel()
+        self.data = len(a).to_bytes(2, "big") + b"\0\0" + a.tobytes()
+
+
+def _register(db) -> bool:
+    """Teach this connection to send `Vec` as pgvector's ``vector`` (binary); False if pgvector is missing."""
+    from psycopg.adapt import Dumper
+    from psycopg.pq import Format
+    from psycopg.types import TypeInfo
+
+    info = TypeInfo.fetch(db, "vector")
+    if info is None:
+        return False
+    info.register(db)
+
+    class VecDumper(Dumper):
+        format = Format.BINARY
+        oid = info.oid
+
+        def dump(self, obj: Vec) -> bytes:
+            return obj.data
+
+    db.adapters.register_dumper(Vec, VecDumper)
+    return True
 
 
 def _vectors(blobs: list[bytes], dim: int, origin: str) -> np.ndarray:
@@ -107,6 +135,7 @@ class PostgresGallery(BaseGallery):
         self.url, self.origin, self.readonly = url, redact(url), readonly
         self.connect_timeout_s = connect_timeout_s
         self._db = None
+        self._vec = False
         self._indexed: set[int] = set()
         with self._errors("open"):
             db = self._conn()
@@ -118,6 +147,8 @@ class PostgresGallery(BaseGallery):
                                            f"first: cagereid enroll --gallery URL)")
                     self._create(db)
                 self._check_schema(db)
+            if not self._vec:
+                self._vec = _register(db)
 
     # --- connection and errors -------------------------------------------------------------------------
     def _conn(self):
@@ -130,6 +161,7 @@ class PostgresGallery(BaseGallery):
             options = "-c default_transaction_read_only=on" if self.readonly else ""
             self._db = psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, int(self.connect_timeout_s)),
                                        application_name="cagereid", options=options)
+            self._vec = _register(self._db)
         return self._db
 
     @contextmanager
@@ -228,11 +260,11 @@ class PostgresGallery(BaseGallery):
                              "anonymous = people.anonymous AND excluded.anonymous RETURNING id",
                              (name, bool(anonymous), now, now)).fetchone()[0]
             session = db.execute("SELECT nextval('cagereid.sessions')").fetchone()[0]
-            rows = [(pid, fingerprint, dim, vec_text(v), source, session, now,
+            rows = [(pid, fingerprint, dim, Vec(v), source, session, now,
                      None if win is None else win.shape[1], None if win is None else win.shape[2],
                      None if win is None else win[i].tobytes()) for i, v in enumerate(emb)]
             sql = ("INSERT INTO cagereid.embeddings(person, fingerprint, dim, vec, source, session, created, wf, wj, "
-                   "win) VALUES (%s, %s, %s, %s::vector, %s, %s, %s, %s, %s, %s)")
+                   "win) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)")
             if after_each is None:
                 db.cursor().executemany(sql, rows)
             else:
@@ -302,14 +334,14 @@ class PostgresGallery(BaseGallery):
             if out.shape[0] != len(rows) or not np.isfinite(out).all():
                 raise GalleryError(f"{self.origin}: the model gave {out.shape} non-finite or missing embeddings")
             dim = out.shape[1]
-            new += [(fingerprint, dim, vec_text(v), r[0]) for r, v in zip(rows, out)]
+            new += [(fingerprint, dim, Vec(v), r[0]) for r, v in zip(rows, out)]
             if progress:
                 progress(len(new), len(ids))
         if not new:
             raise GalleryError(f"{self.origin}: no stored windows to re-embed (everybody was enrolled before windows "
                                "were kept): re-enrol them with the new model")
         with self._write() as db:
-            db.cursor().executemany("UPDATE cagereid.embeddings SET fingerprint = %s, dim = %s, vec = %s::vector "
+            db.cursor().executemany("UPDATE cagereid.embeddings SET fingerprint = %s, dim = %s, vec = %s "
                                     "WHERE id = %s", new)
             self._refresh(db)
             stale = [r[0] for r in db.execute(
@@ -349,12 +381,14 @@ class PostgresGallery(BaseGallery):
                     for pid, rec in zip(ids, buf):
                         cp.write_row((pid, rec.name, rec.anonymous, rec.created, rec.updated))
                 with db.cursor().copy("COPY cagereid.embeddings(person, fingerprint, dim, vec, source, session, "
-                                      "created, wf, wj, win) FROM STDIN") as cp:
+                                      "created, wf, wj, win) FROM STDIN (FORMAT BINARY)") as cp:
+                    cp.set_types(["int8", "text", "int4", "vector", "text", "int8", "float8", "int4", "int4",
+                                  "bytea"])
                     for pid, rec in zip(ids, buf):
                         for r in rec.rows:
                             v, w = np.asarray(r["vector"], np.float32), r.get("window")
                             w = None if w is None else np.asarray(w, "<f4")
-                            cp.write_row((pid, r["fingerprint"], len(v), vec_text(v), r["source"],
+                            cp.write_row((pid, r["fingerprint"], len(v), Vec(v), r["source"],
                                           sessions[int(r["session"])], r["created"],
                                           None if w is None else w.shape[0], None if w is None else w.shape[1],
                                           None if w is None else w.tobytes()))
@@ -478,10 +512,10 @@ class PostgresGallery(BaseGallery):
             db.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
             d = int(dim)
             rows = db.execute(
-                f"SELECT q.i, p.name, c.d FROM unnest(%s::text[]) WITH ORDINALITY AS q(t, i) CROSS JOIN LATERAL "
+                f"SELECT q.i, p.name, c.d FROM unnest(%b::vector[]) WITH ORDINALITY AS q(t, i) CROSS JOIN LATERAL "
                 f"(SELECT person, {col}::vector({d}) {op} q.t::vector({d}) AS d FROM cagereid.centroids "
                 f"WHERE dim = {d} AND fingerprint = %s ORDER BY {col}::vector({d}) {op} q.t::vector({d}) LIMIT {k}) c "
-                "JOIN cagereid.people p ON p.id = c.person", ([vec_text(v) for v in q], fingerprint)).fetchall()
+                "JOIN cagereid.people p ON p.id = c.person", ([Vec(v) for v in q], fingerprint)).fetchall()
         per: dict[int, list[tuple[float, str]]] = {}
         for i, name, dist in rows:
             per.setdefault(int(i) - 1, []).append((float(dist), name))
