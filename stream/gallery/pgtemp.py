@@ -86,7 +86,7 @@ class TempPostgres:
             db.execute(f"CREATE DATABASE {name}")
         return self.get_uri(name)
 
-    def __enter__(self) -> TempPostgres:
+    def __enter__(self) -> TempPostgres:  # noqa: PYI034
         return self
 
     def __exit__(self, *exc) -> None:
