@@ -311,6 +311,7 @@ class PostgresGallery(BaseGallery):
         db.execute(_CENTROIDS.format(where="true"))
         for (dim,) in db.execute("SELECT DISTINCT dim FROM cagereid.models").fetchall():
             self._index(db, dim)
+        db.execute("ANALYZE cagereid.centroids")
 
     def reembed(self, embed, fingerprint: str, f: int, J: int, batch: int = 256, progress=None):
         """As `SQLiteGallery.reembed`: encode every stored window (outside any write), then store all the new
@@ -419,6 +420,7 @@ class PostgresGallery(BaseGallery):
                 db.execute(_CENTROIDS.format(where="person >= %s"), (first_id,))
                 for (dim,) in db.execute("SELECT DISTINCT dim FROM cagereid.models").fetchall():
                     self._index(db, dim)
+                db.execute("ANALYZE cagereid.centroids")  # fresh statistics: the planner picks the HNSW index
         return n
 
     # --- reads -------------------------------------------------------------------------------------------
@@ -458,13 +460,19 @@ class PostgresGallery(BaseGallery):
             raise other_model_error(self.origin, next(iter(models)), fingerprint, "the running model")
         return models.get(fingerprint)
 
-    def load(self, fingerprint: str) -> GalleryData:
+    def load(self, fingerprint: str, sample: int | None = None) -> GalleryData:
+        """All embeddings of model ``fingerprint`` (as `SQLiteGallery.load`); ``sample``: only those of that
+        many people, a fixed pseudo-random choice (calibrating the acceptance score of a large gallery)."""
+        pick = ("" if sample is None else
+                f"AND e.person IN (SELECT id FROM cagereid.people ORDER BY md5(name) LIMIT {int(sample)}) ")
         with self._snapshot() as db:
             dim = self._model_dim(db, fingerprint)
             everyone = dict(db.execute("SELECT name, anonymous FROM cagereid.people").fetchall())
             rows = db.execute("SELECT p.name, vector_send(e.vec), e.session FROM cagereid.embeddings e JOIN "
-                              "cagereid.people p ON p.id = e.person WHERE e.fingerprint = %s ORDER BY p.name "
+                              f"cagereid.people p ON p.id = e.person WHERE e.fingerprint = %s {pick}ORDER BY p.name "
                               "COLLATE \"C\", e.id", (fingerprint,)).fetchall()
+        if sample is not None:
+            everyone = {r[0]: everyone[r[0]] for r in rows}
         names = sorted({r[0] for r in rows})
         index = {n: i for i, n in enumerate(names)}
         emb = _vectors([bytes(r[1]) for r in rows], dim or 0, self.origin)
@@ -510,6 +518,7 @@ class PostgresGallery(BaseGallery):
                 raise GalleryError(f"search: queries are {q.shape[1]}-dimensional, the gallery {dim}")
             db.execute(f"SET LOCAL hnsw.ef_search = {max(int(ef_search), k)}")
             db.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+            db.execute("SET LOCAL enable_seqscan = off")  # the index, also while the table statistics are stale
             d = int(dim)
             rows = db.execute(
                 f"SELECT q.i, p.name, c.d FROM unnest(%b::vector[]) WITH ORDINALITY AS q(t, i) CROSS JOIN LATERAL "

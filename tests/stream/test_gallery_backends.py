@@ -456,3 +456,44 @@ def test_a_missing_gallery_in_an_existing_database(pg_url):
         open_gallery(pg_url, readonly=True)
     with open_gallery(pg_url) as g:  # a write open creates the tables (and the vector extension)
         assert g.people() == [] and g.fingerprints() == []
+
+
+def test_a_large_postgres_gallery_is_matched_in_the_database_and_from_the_cache_when_it_is_down(pg_url, pg_server):
+    """Above the size threshold (lowered here) live matching asks pgvector; with the database unreachable the
+    cached centroids answer (same names), and people enrolled since the last reload are named by the search."""
+    import psycopg
+
+    from stream.config import StreamConfig
+    from stream.gallery.search import SearchMatcher
+    from stream.identify import GalleryWatcher
+
+    rng = np.random.default_rng(4)
+    centres = rng.normal(size=(30, 16)).astype(np.float32) * 3
+    with open_gallery(pg_url) as g:
+        for i, c in enumerate(centres[:29]):
+            g.enroll(f"p{i:02d}", c + 0.3 * rng.normal(size=(3, 16)).astype(np.float32), "fp1")
+    cfg = StreamConfig(accept_score=-5.0)
+    w = GalleryWatcher(pg_url, "fp1", cfg, poll_s=0.05, db_search_min_people=10)
+    m = w.load_now()
+    assert isinstance(m.matcher, SearchMatcher) and m.accept_score == -5.0 and len(m.names) == 29
+    q = centres[[3, 11, 28]] + 0.1
+    res = m.matcher.match(q)
+    assert [m.names[i] for i in res.best] == ["p03", "p11", "p28"] and m.matcher.db_batches == 1
+    with open_gallery(pg_url) as g:  # enrolled after the load: the database knows, the cache does not yet
+        g.enroll("p29", centres[29][None].repeat(3, 0), "fp1")
+    res = m.matcher.match(centres[[29]])
+    assert m.names[res.best[0]] == "p29"
+    dbname = pg_url.split("?")[0].rsplit("/", 1)[1]
+    with psycopg.connect(pg_server.get_uri(), autocommit=True) as admin:
+        admin.execute(f"ALTER DATABASE {dbname} ALLOW_CONNECTIONS false")
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (dbname,))
+        try:
+            res = m.matcher.match(q)
+            assert [m.names[i] for i in res.best] == ["p03", "p11", "p28"]  # from the cached centroids
+            assert m.matcher.cache_batches == 1 and "cannot reach" in m.matcher.error
+        finally:
+            admin.execute(f"ALTER DATABASE {dbname} ALLOW_CONNECTIONS true")
+    # calibrated on a sample when the config has no acceptance score
+    m2 = GalleryWatcher(pg_url, "fp1", StreamConfig(), db_search_min_people=10).load_now()
+    assert m2.accept_score is not None and np.isfinite(m2.accept_score)
+    m.matcher.close()
