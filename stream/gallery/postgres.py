@@ -12,10 +12,10 @@ Everything lives in the schema ``cagereid`` of the database (created on the firs
                                       and the normalised mean of the normalised ones (cosine)
     sequences sessions, visitors
 
-Nearest-person search (`search`) runs in the database on ``centroids`` with pgvector HNSW indexes, one per
-embedding size (``mean`` with L2 for ``metric=euclidean``, ``nmean`` with cosine for ``metric=cosine``): the
-``reduce=centroid`` rule of `cages.matcher.Matcher`, so scores are the matcher's. ``reduce=nearest`` searches
-exactly over a load.
+Nearest-person search (`search`) runs in the database on ``centroids``, with a pgvector HNSW index per
+embedding size on ``mean`` (L2) for ``metric=euclidean`` (the live default); ``metric=cosine`` scans ``nmean``
+(exact, no index). Both follow the ``reduce=centroid`` rule of `cages.matcher.Matcher`, so scores are the
+matcher's. ``reduce=nearest`` searches exactly over a load.
 
 Every write is one transaction that first bumps ``meta.changes`` (a row lock: writers queue up, so the model
 check inside is race-free); a crash or a dropped connection rolls it back. Every database error is a one-line
@@ -221,13 +221,14 @@ class PostgresGallery(BaseGallery):
         return dict(db.execute("SELECT fingerprint, dim FROM cagereid.models WHERE n > 0 ORDER BY 1").fetchall())
 
     def _index(self, db, dim: int) -> None:
-        """HNSW indexes over the centroids of ``dim``-dimensional models (made with the first such person)."""
+        """The HNSW index over the centroids of ``dim``-dimensional models (made with the first such person), for
+        ``metric=euclidean`` (the live default); cosine searches scan the centroids (exact)."""
         if dim in self._indexed:
             return
         have = {r[0] for r in db.execute("SELECT indexname FROM pg_indexes WHERE schemaname='cagereid'")}
-        for name, col, ops in ((f"centroids_l2_{dim}", "mean", "vector_l2_ops"),
-                               (f"centroids_cos_{dim}", "nmean", "vector_cosine_ops")):
+        for name, col, ops in ((f"centroids_l2_{dim}", "mean", "vector_l2_ops"),):
             if name not in have:
+                db.execute("SET LOCAL maintenance_work_mem = '512MB'")  # a 100,000 x 787 graph fits: fast build
                 db.execute(f"CREATE INDEX {name} ON cagereid.centroids USING hnsw (({col}::vector({int(dim)})) {ops})"
                            f" WHERE dim = {int(dim)}")
         self._indexed.add(dim)

@@ -116,7 +116,7 @@ class SearchMatching:
 
 
 def use_db_search(gallery, cfg, min_people: int = DB_SEARCH_MIN_PEOPLE) -> bool:
-    """True when live matching should search in the database: a gallery that can (PostgreSQL), the centroid rule,
-    and at least ``min_people`` people."""
+    """True when live matching should search in the database: a gallery that can (PostgreSQL), the centroid rule
+    with the Euclidean metric (what the index serves), and at least ``min_people`` people."""
     return bool(getattr(gallery, "supports_db_search", False) and cfg.reduce == "centroid"
-                and gallery.count_people() >= min_people)
+                and cfg.metric == "euclidean" and gallery.count_people() >= min_people)
