@@ -158,6 +158,7 @@ class GalleryWatcher:
         self.error: str | None = None
         self.reloads = 0
         self.stale: list[str] = []  # people with only another model's embeddings (not matched; re-enrol them)
+        self._current = None  # the newest matching built
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -171,7 +172,12 @@ class GalleryWatcher:
         version = self._gallery.version()
         if not force and version == self._version:
             return None
-        from stream.gallery.search import SearchMatching, use_db_search
+        from stream.gallery.search import CACHE_REFRESH_S, SearchMatching, use_db_search
+
+        if (not force and isinstance(self._current, SearchMatching)
+                and time.monotonic() - self._current.built < CACHE_REFRESH_S):
+            self._version = version  # the database search sees the change already; the cache is refreshed later
+            return None
 
         if use_db_search(self._gallery, self.cfg, self.db_search_min_people):  # a large shared gallery
             m = SearchMatching(self._gallery, self.spec, self.fingerprint, self.cfg, calibrate,
@@ -181,6 +187,7 @@ class GalleryWatcher:
             m = Matching(data, self.cfg)
             self.stale = list(data.stale)
         self._version = version
+        self._current = m
         return m
 
     def load_now(self) -> Matching | None:
