@@ -75,7 +75,7 @@ def test_one_walk_enrolments_are_calibrated_on_their_halves_not_on_themselves():
 
     rng = np.random.default_rng(1)
     D, n = 16, 30
-    unit = lambda v: v / np.linalg.norm(v)  # noqa: E731
+    unit = lambda v: v / np.linalg.norm(v)  # noqa: E731 (a one-line helper)
 
     def walk(centre):  # windows drift along the walk (the view changes as the person passes) + noise
         d = unit(rng.normal(size=D)) * 4.0
