@@ -101,18 +101,21 @@ def calibrate(data, cfg: StreamConfig) -> float | None:
     """Open-set acceptance score from the gallery alone, for pooled queries as the stage makes them.
 
     Each enrolment session (one walk) is pooled like a live track (running mean of ``pool_windows``), then
-    `cages.matcher.calibrate_threshold` compares new-walk genuine scores with best-other-person scores.
+    `cages.matcher.calibrate_threshold` compares new-walk genuine scores with best-other-person scores. A person
+    enrolled from one walk only has no other walk: its two halves stand in for two walks
+    (`cages.matcher.split_single_groups`), never a window against itself.
     With one person there is nothing to compare: accept anything within the spread of their own walks.
     """
-    from cages.matcher import Matcher, calibrate_threshold, running_mean
+    from cages.matcher import Matcher, calibrate_threshold, running_mean, split_single_groups
 
     if not data.names:
         return None
+    walks = split_single_groups(data.person, data.session)  # a one-walk enrolment: its halves as two walks
     pooled = np.empty(data.embeddings.shape, dtype=np.float64)
-    for s in np.unique(data.session):
-        sel = data.session == s
+    for s in np.unique(walks):
+        sel = walks == s
         pooled[sel] = running_mean(data.embeddings[sel], cfg.pool_windows)
-    t = calibrate_threshold(pooled, data.person, data.session, cfg.metric, cfg.reduce)
+    t = calibrate_threshold(pooled, data.person, walks, cfg.metric, cfg.reduce)
     if t is None:
         own = Matcher(data.embeddings, data.person, cfg.metric, cfg.reduce).scores(pooled).max(1)
         t = float(np.percentile(own, 5))
