@@ -479,10 +479,16 @@ def test_a_large_postgres_gallery_is_matched_in_the_database_and_from_the_cache_
     q = centres[[3, 11, 28]] + 0.1
     res = m.matcher.match(q)
     assert [m.names[i] for i in res.best] == ["p03", "p11", "p28"] and m.matcher.db_batches == 1
-    with open_gallery(pg_url) as g:  # enrolled after the load: the database knows, the cache does not yet
-        g.enroll("p29", centres[29][None].repeat(3, 0), "fp1")
-    res = m.matcher.match(centres[[29]])
-    assert m.names[res.best[0]] == "p29"
+    w.start()
+    try:
+        with open_gallery(pg_url) as g:  # enrolled after the load: the database knows, the cache does not yet
+            g.enroll("p29", centres[29][None].repeat(3, 0), "fp1")
+        res = m.matcher.match(centres[[29]])
+        assert m.names[res.best[0]] == "p29"
+        threading.Event().wait(0.5)
+        assert w.take() is None and w.error is None  # no reload of the large gallery for one enrolment
+    finally:
+        w.stop()
     dbname = pg_url.split("?")[0].rsplit("/", 1)[1]
     with psycopg.connect(pg_server.get_uri(), autocommit=True) as admin:
         admin.execute(f"ALTER DATABASE {dbname} ALLOW_CONNECTIONS false")
