@@ -7,6 +7,8 @@ machines); every action takes either.
 * ``copy SRC DST``: every person, embedding and stored window from one gallery to another (SQLite <-> PostgreSQL,
   either way). DST must be new or empty unless ``--merge`` (then it must not hold the same names). A new SQLite
   DST is written to a temporary file and renamed when complete; a database DST takes it in one transaction.
+* ``purge --older-than S``: delete anonymous visitor ids not updated for S seconds (retention; also a setting of
+  the live service).
 * ``reembed --model DIR``: re-encode every stored enrolment window with another model (after the default model
   changed, or to move to a site-trained one) and store the new embeddings under its fingerprint in one
   transaction. People enrolled before windows were stored cannot be converted: they are named, to re-enrol.
@@ -15,15 +17,17 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "List, remove, copy (SQLite <-> PostgreSQL) or re-embed (another model) the gallery of enrolled people"
+HELP = ("List, remove, copy (SQLite <-> PostgreSQL), re-embed (another model) or purge visitor ids of the gallery of "
+        "enrolled people")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from cagereid.flags import add_quiet
     from stream.options import DEFAULT_GALLERY
 
-    p.add_argument("action", choices=("list", "remove", "copy", "reembed"),
-                   help="list: people, embeddings, model; remove NAME; copy SRC DST; reembed --model DIR")
+    p.add_argument("action", choices=("list", "remove", "copy", "reembed", "purge"),
+                   help="list: people, embeddings, model; remove NAME; copy SRC DST; reembed --model DIR; "
+                   "purge --older-than S: delete anonymous visitor ids not seen for S seconds (retention)")
     p.add_argument("args", nargs="*", metavar="ARG", help="remove: the person's name; copy: SRC DST (files or "
                    "postgresql:// URLs)")
     p.add_argument("--gallery", default=DEFAULT_GALLERY, help=f"gallery file or postgresql://user@host/db URL "
@@ -34,6 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="reembed: the encoder folder (from `cagereid train --out`) or "
                    "module:factory to convert the gallery to")
     p.add_argument("--device", default="auto", help="reembed: auto | cpu | cuda (default: auto)")
+    p.add_argument("--older-than", type=float, default=None, metavar="S", help="purge: delete visitor ids (anonymous "
+                   "people) not updated for S seconds; named people are never purged")
     add_quiet(p, "no progress on stderr (copy, reembed)")
 
 
@@ -65,6 +71,20 @@ def run(args: argparse.Namespace) -> int:
         raise StreamError("--merge is for gallery copy")
     if args.model is not None and args.action != "reembed":
         raise StreamError("--model is for gallery reembed")
+    if (args.older_than is not None) != (args.action == "purge"):
+        raise StreamError("gallery purge needs --older-than S (and --older-than is for purge only)")
+    if args.action == "purge":
+        _nargs(args, 0, "no argument (--gallery and --older-than)")
+        import math
+
+        from stream.gallery import open_gallery, redact
+
+        if not math.isfinite(args.older_than) or args.older_than < 0:
+            raise StreamError("--older-than must be a number of seconds >= 0")
+        with open_gallery(args.gallery, create=False) as g:
+            n = g.purge_anonymous(args.older_than)
+        print(f"purged {n} visitor ids older than {args.older_than:g} s from {redact(args.gallery)}")
+        return 0
     if args.action == "list":
         _nargs(args, 0, "no argument (the gallery is --gallery)")
         return _list(args)
@@ -95,15 +115,18 @@ def _list(args) -> int:
     from rich.table import Table
     from rich.text import Text
 
-    from stream.gallery import gallery_exists, open_gallery, redact
+    from stream.gallery import NoGalleryError, gallery_exists, open_gallery, redact
 
     shown = redact(args.gallery)
-    if not gallery_exists(args.gallery):  # nobody enrolled yet: an empty list
+    try:
+        if not gallery_exists(args.gallery):
+            raise NoGalleryError(shown)
+        with open_gallery(args.gallery, create=False, readonly=True) as g:
+            people = g.people()
+    except NoGalleryError:  # nobody enrolled yet: an empty list
         print(f"note: {shown}: no gallery yet (nobody enrolled); `cagereid enroll` creates it", file=sys.stderr)
         print("[]" if args.json else f"{shown}: 0 people")
         return 0
-    with open_gallery(args.gallery, create=False, readonly=True) as g:
-        people = g.people()
     if args.json:
         print(json.dumps([person_json(p) for p in people], indent=2))
         return 0

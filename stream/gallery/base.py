@@ -19,6 +19,10 @@ from stream.errors import GalleryError
 REEMBED_HINT = "cagereid gallery reembed --model DIR"
 
 
+class NoGalleryError(GalleryError):
+    """There is no gallery there yet (a missing file; a database without the cagereid schema)."""
+
+
 @dataclass
 class GalleryData:
     names: list[str]  # (P,) person names, index = person index

@@ -35,6 +35,7 @@ from stream.gallery.base import (
     VISITOR_PREFIX,
     BaseGallery,
     GalleryData,
+    NoGalleryError,
     PersonInfo,
     PersonRecord,
     SearchResult,
@@ -143,7 +144,7 @@ class PostgresGallery(BaseGallery):
                 db.execute("SELECT pg_advisory_xact_lock(hashtext('cagereid gallery schema'))")
                 if db.execute("SELECT 1 FROM pg_namespace WHERE nspname='cagereid'").fetchone() is None:
                     if readonly or not create:
-                        raise GalleryError(f"{self.origin}: no cagereid gallery in this database (enrol someone "
+                        raise NoGalleryError(f"{self.origin}: no cagereid gallery in this database (enrol someone "
                                            f"first: cagereid enroll --gallery URL)")
                     self._create(db)
                 self._check_schema(db)

@@ -33,6 +33,7 @@ from stream.gallery.base import (
     VISITOR_PREFIX,
     BaseGallery,
     GalleryData,
+    NoGalleryError,
     PersonInfo,
     PersonRecord,
     _stale,
@@ -76,7 +77,7 @@ class SQLiteGallery(BaseGallery):
         self.readonly = readonly
         exists = self.path.exists()
         if not exists and (readonly or not create):
-            raise GalleryError(f"{self.path}: no such gallery (enrol someone first: cagereid enroll)")
+            raise NoGalleryError(f"{self.path}: no such gallery (enrol someone first: cagereid enroll)")
         if exists and not self.path.is_file():
             raise GalleryError(f"{self.path}: not a file")
         if exists and self.path.stat().st_size == 0:

@@ -524,3 +524,24 @@ def test_enroll_and_live_on_a_postgres_gallery(pg_url, capsys):
                  "stream_fakes:make_encoder", "--gallery", pg_url, "--duration", "60"])
     out = capsys.readouterr().out
     assert code == 0 and "walker0" in out and "walker1" in out
+
+
+def test_gallery_purge_and_list_from_the_command_line(gallery_spec, capsys):
+    import json
+
+    from cagereid.cli import main
+
+    assert main(["gallery", "list", "--json", "--gallery", gallery_spec]) == 0  # nothing there yet: an empty list
+    out = capsys.readouterr()
+    assert json.loads(out.out) == [] and "no gallery yet" in out.err
+    with open_gallery(gallery_spec) as g:
+        g.enroll("ana", emb(2), "fp1")
+        g.enroll(g.next_visitor_name(), emb(2, 1), "fp1", anonymous=True)
+    assert main(["gallery", "purge", "--gallery", gallery_spec]) == 2
+    assert "--older-than" in capsys.readouterr().err
+    assert main(["gallery", "purge", "--older-than", "3600", "--gallery", gallery_spec]) == 0
+    assert "purged 0 visitor ids" in capsys.readouterr().out
+    assert main(["gallery", "purge", "--older-than", "0", "--gallery", gallery_spec]) == 0
+    assert "purged 1 visitor ids" in capsys.readouterr().out
+    assert main(["gallery", "list", "--json", "--gallery", gallery_spec]) == 0
+    assert [p["name"] for p in json.loads(capsys.readouterr().out)] == ["ana"]
