@@ -147,15 +147,16 @@ def split_single_groups(person: np.ndarray, group: np.ndarray, min_rows: int = 4
 
 def calibrate_threshold(embeddings: np.ndarray, person: np.ndarray, group: np.ndarray | None = None,
                         metric: str = "cosine", reduce: str = "centroid", genuine_q: float = 25.0,
-                        impostor_q: float = 95.0) -> float | None:
+                        impostor_q: float = 95.0, floor_q: float = 50.0) -> float | None:
     """An open-set acceptance score from the gallery alone (``None`` with fewer than two people).
 
     Genuine scores: each embedding against its own person, leaving out the embeddings of its own ``group``
     (enrolment session/recording) when that person has other groups, so the score reflects a new walk.
     Impostor scores: each embedding against the best *other* person (a stranger's best match looks like that).
-    The threshold is the midpoint between the genuine ``genuine_q`` and the impostor ``impostor_q`` percentiles,
-    but never below the impostor percentile (when the two overlap, at most ``100 - impostor_q`` % of the gallery's
-    impostor scores pass): the defaults (25, 95) lean towards "unknown": a wrong name is worse than no name.
+    The threshold is the midpoint between the genuine ``genuine_q`` and the impostor ``impostor_q`` percentiles;
+    the defaults (25, 95) lean towards "unknown" when the two overlap: a wrong name is worse than no name. Where
+    they overlap so much that the midpoint would accept most impostors, it is raised to the impostors' ``floor_q``
+    percentile (default: the median, so never more than half of the gallery's impostor scores pass).
     """
     embeddings = np.asarray(embeddings, dtype=np.float64)
     person = np.asarray(person, dtype=np.int64)
@@ -177,6 +178,6 @@ def calibrate_threshold(embeddings: np.ndarray, person: np.ndarray, group: np.nd
         m_i = Matcher(embeddings[others], idx, metric, reduce)
         impostor.append(m_i.scores(embeddings[own]).max(1))
     g, i = np.concatenate(genuine), np.concatenate(impostor)
-    # Where the two overlap (the genuine percentile below the impostor one) the midpoint would accept most
-    # impostors: never go below the impostor percentile (at most ``100 - impostor_q`` % of them accepted).
-    return float(max((np.percentile(g, genuine_q) + np.percentile(i, impostor_q)) / 2, np.percentile(i, impostor_q)))
+    # Where the two overlap (the genuine percentile below the impostor one) the midpoint could accept most
+    # impostors: never below the impostors' ``floor_q`` percentile (at most half of them accepted by default).
+    return float(max((np.percentile(g, genuine_q) + np.percentile(i, impostor_q)) / 2, np.percentile(i, floor_q)))
