@@ -4,14 +4,17 @@ from __future__ import annotations
 
 
 def enroll_windows(gallery_path, name: str, windows, encoder, source: str = "") -> int:
-    """Embed ``windows (N, f, J, 3)`` with ``encoder`` and store them for ``name`` in one transaction."""
+    """Embed ``windows (N, f, J, 3)`` with ``encoder`` and store the embeddings with their windows for ``name``
+    in one transaction (the windows let `cagereid gallery reembed` move the gallery to another model).
+    ``gallery_path``: a file or a ``postgresql://`` URL."""
     import numpy as np
 
-    from stream.gallery import Gallery
+    from stream.gallery import open_gallery
 
-    emb = encoder.embed(np.asarray(windows, np.float32))
-    with Gallery(gallery_path) as g:
-        return g.enroll(name, emb, encoder.fingerprint, source=source)
+    windows = np.asarray(windows, np.float32)
+    emb = encoder.embed(windows)
+    with open_gallery(gallery_path) as g:
+        return g.enroll(name, emb, encoder.fingerprint, source=source, windows=windows)
 
 
 def finite_source(spec: str, seconds: float | None) -> str:

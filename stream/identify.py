@@ -145,34 +145,42 @@ class Matching:
 
 
 class GalleryWatcher:
-    """Keeps a `Matching` of the gallery file up to date from a background thread.
+    """Keeps a `Matching` of the gallery (a file or a ``postgresql://`` URL) up to date from a background thread.
 
-    `load_now()` reads it once (start-up; errors raise). `start()` then polls ``PRAGMA data_version`` every
-    ``poll_s`` in a thread (SQLite waits for locks without the GIL) and rebuilds the matching when another
-    process committed; the real-time loop calls `take()`, which never blocks: it returns the newest matching
-    (or None) and the last error (a locked or damaged gallery: the loop keeps matching on the old one)."""
+    `load_now()` reads it once (start-up; errors raise). `start()` then polls the gallery's change counter
+    (`version()`, one small read) every ``poll_s`` in a thread (SQLite waits for locks and psycopg for the
+    network without the GIL) and rebuilds the matching when anybody committed; the real-time loop calls `take()`,
+    which never blocks: it returns the newest matching (or None) and the last error (a locked, damaged or
+    unreachable gallery: the loop keeps matching on the old one, and the watcher reconnects by itself)."""
 
-    def __init__(self, path: Path, fingerprint: str, cfg: StreamConfig, poll_s: float = 1.0) -> None:
-        self.path, self.fingerprint, self.cfg, self.poll_s = Path(path), fingerprint, cfg, poll_s
+    def __init__(self, spec, fingerprint: str, cfg: StreamConfig, poll_s: float = 1.0) -> None:
+        from stream.gallery import is_url
+
+        self.spec = str(spec) if is_url(spec) else Path(spec)
+        self.path = self.spec  # the name older callers used
+        self.fingerprint, self.cfg, self.poll_s = fingerprint, cfg, poll_s
         self._gallery = None
         self._version = None
         self._ready: Matching | None = None
         self.error: str | None = None
         self.reloads = 0
+        self.stale: list[str] = []  # people with only another model's embeddings (not matched; re-enrol them)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def _check(self, force: bool = False) -> Matching | None:
-        from stream.gallery import Gallery
+        from stream.gallery import gallery_exists, open_gallery
 
         if self._gallery is None:
-            if not self.path.exists():
+            if not gallery_exists(self.spec):
                 return None
-            self._gallery = Gallery(self.path, create=False, readonly=True, check_same_thread=False)
+            self._gallery = open_gallery(self.spec, create=False, readonly=True, check_same_thread=False)
         version = self._gallery.version()
         if not force and version == self._version:
             return None
-        m = Matching(self._gallery.load(self.fingerprint), self.cfg)
+        data = self._gallery.load(self.fingerprint)
+        m = Matching(data, self.cfg)
+        self.stale = list(data.stale)
         self._version = version
         return m
 
@@ -229,7 +237,7 @@ class Identifier:
             from stream.visitors import VisitorDesk
 
             self.desk = VisitorDesk(gallery_path, encoder.fingerprint)
-        self.watcher = GalleryWatcher(Path(gallery_path), encoder.fingerprint, cfg) if gallery_path else None
+        self.watcher = GalleryWatcher(gallery_path, encoder.fingerprint, cfg) if gallery_path else None
         if self.watcher is not None:
             self.use(self.watcher.load_now())
 

@@ -402,7 +402,9 @@ class Pipeline:
 
         def work() -> None:
             try:
-                if Path(str(self.gallery)).exists() or "://" in str(self.gallery):
+                from stream.gallery import gallery_exists
+
+                if gallery_exists(self.gallery):
                     self.state.visitors_purged += purge_visitors(self.gallery, older)
             except Exception as exc:  # noqa: BLE001 - shown on the dashboard; tried again in a minute
                 self.state.note(f"visitor purge: {exc}")

@@ -18,7 +18,6 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -30,12 +29,9 @@ MAX_IDENTITIES = 100000  # identities remembered for handovers (the oldest go fi
 
 def _open(spec, create: bool = True):
     """The shared gallery for writing (SQLite file or PostgreSQL URL)."""
-    from stream import gallery as G
+    from stream.gallery import is_url, open_gallery
 
-    opener = getattr(G, "open_gallery", None)
-    if opener is not None:
-        return opener(str(spec))
-    return G.Gallery(Path(spec), create=create)
+    return open_gallery(str(spec), create=create, **({} if is_url(spec) else {"check_same_thread": False}))
 
 
 class VisitorDesk:
@@ -102,12 +98,8 @@ class VisitorDesk:
 
 def purge_visitors(gallery, older_than_s: float) -> int:
     """Delete the anonymous visitors enrolled more than ``older_than_s`` ago; return how many went."""
-    from stream.errors import GalleryError
-
     g = _open(gallery)
     try:
-        if not hasattr(g, "purge_anonymous"):
-            raise GalleryError(f"{gallery}: this gallery cannot purge visitors")
         return int(g.purge_anonymous(older_than_s) or 0)
     finally:
         g.close()
