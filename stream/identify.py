@@ -232,6 +232,7 @@ class Identifier:
         self.accept_score: float | None = cfg.accept_score
         self.raw: dict[TrackKey, deque] = {}  # visitors: the track's recent window embeddings (what a visitor enrols)
         self.visitor: dict[TrackKey, str] = {}  # tracks named as a new visitor (before the gallery has reloaded)
+        self.visitor_names: set[str] = set()
         self.desk = None
         if visitors and gallery_path and cfg.visitor_windows > 0:
             from stream.visitors import VisitorDesk
@@ -290,7 +291,7 @@ class Identifier:
             out.append(DecisionMsg(track=m.track, identity=dec.identity, confidence=dec.confidence,
                                    windows=dec.windows, score=float(s) if np.isfinite(s) else 0.0, best=b or "",
                                    t_pub=m.t_pub, t_decided=time.time(), label=m.label, camera=m.camera,
-                                   anonymous=dec.identity in self.anonymous or dec.identity in self.visitor.values()))
+                                   anonymous=dec.identity in self.anonymous or dec.identity in self.visitor_names))
         return out
 
     def _take_visitors(self) -> None:
@@ -299,6 +300,7 @@ class Identifier:
             if key not in self.deciders or not name:
                 continue
             self.visitor[key] = name
+            self.visitor_names.add(name)
             d = self.deciders[key]
             d.votes.clear()  # the track's unknown votes were about this very person
             d.identity = name

@@ -188,7 +188,7 @@ def test_without_keys_serve_binds_loopback_only_and_cameras_connect_locally_only
     assert code == 2 and "this machine only" in err
     code, _, err = _main(capsys, "camera", "--source", "synthetic", "--connect", "127.0.0.1:5555", "--name", "c 1")
     assert code == 2 and "not a camera name" in err
-    code, out, _ = _main(capsys, "keys", "--out", str(tmp_path / "keys"), "--name", "serve")
+    code, _, _ = _main(capsys, "keys", "--out", str(tmp_path / "keys"), "--name", "serve")
     assert code == 0 and (tmp_path / "keys" / "serve.key_secret").exists()
 
 
@@ -315,3 +315,25 @@ def test_camera_drop_and_reconnect_and_serve_restart(tmp_path):
         _stop(cam)
     with open_gallery(gallery, create=False, readonly=True) as g:
         assert sorted(p.name for p in g.people()) == ["ana", "ben"]
+
+
+@pytest.mark.slow
+def test_serve_command_with_a_camera_writes_events_with_camera_names(tmp_path):
+    gallery, events = tmp_path / "g.sqlite", tmp_path / "ev.jsonl"
+    enrol_synthetic(gallery, load_encoder(FAKE, "cpu"), 6, 1, seed=0, stride=3, fps=30, walks=2, frames=150)
+    port = _free_port()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(HERE)]), OMP_NUM_THREADS="1")
+    serve = subprocess.Popen([sys.executable, "-m", "cagereid", "serve", "--bind", f"127.0.0.1:{port}", "--no-dashboard",
+                              "--model", FAKE, "--gallery", str(gallery), "--events", str(events), "--duration", "25"],
+                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cam = _camera("door", "synthetic:people=6,ids=0,frames=300,walks=1", port)
+    try:
+        out, err = serve.communicate(timeout=90)
+    finally:
+        _stop(cam)
+    assert serve.returncode == 0, err
+    assert f"cameras connect to tcp://127.0.0.1:{port}" in err and "plain TCP, this machine only" in err
+    recs = [json.loads(line) for line in events.read_text().splitlines()]
+    assert recs and {r["camera"] for r in recs} == {"door"}
+    for want in ("door", "cameras 1", "stopped: duration"):  # the summary: the camera's tracks and panel
+        assert want in out, out
