@@ -228,22 +228,30 @@ class AxisModel(nn.Module):
         return fused_lstm(x, (zeros, zeros), fused_weights([self.enc1, self.enc2]))
 
     def decode(self, H: torch.Tensor, state, y_in: torch.Tensor | None = None):
-        """Attention decoder over ``f`` steps (both decoder layers of a step in one fused `fused_lstm` call).
+        """Attention decoder over ``f`` steps (each decoder layer's step one fused ``torch.lstm_cell``, the op
+        behind ``nn.LSTMCell``).
 
         ``state`` is the encoder's final ``(h, c)``; ``y_in (B, f, J)`` are the decoder inputs (None = zeros, the
         original's behaviour). Returns the attention matrix ``A (B, f, f)`` (rows = decoder steps), the context
         vectors ``C (B, f, h)`` and ``Ŷ (B, f, J)``.
+
+        One step at a time, a ``torch.lstm`` call (oneDNN) costs several times the cell's arithmetic, mostly in
+        its backward pass (issue #16: 5.3 ms per call against ~1 ms for the cell), so the decoder uses the cell op.
         """
         B, f, _ = H.shape
         keys = self.memory(H)  # (B, f, h)
         att = H.new_zeros(B, self.h)  # ã_0
         # decoder layer 1 reads [y_in ; ã_{t−1}]; zero inputs contribute nothing, so their kernel rows are skipped
-        weights = fused_weights([self.dec1, self.dec2], slice(self.J, self.J + self.h) if y_in is None else None)
+        w1 = self.dec1.torch_weights(slice(self.J, self.J + self.h) if y_in is None else None)
+        w2 = self.dec2.torch_weights()
+        (h0, c0) = state
+        s1, s2 = (h0[0], c0[0]), (h0[1], c0[1])
         A, C, Y = [], [], []
         for t in range(f):
             inp = att if y_in is None else torch.cat([y_in[:, t], att], dim=-1)  # input feeding
-            s2, state = fused_lstm(inp.unsqueeze(1), state, weights)
-            h2 = s2[:, 0]
+            s1 = torch.lstm_cell(inp, s1, *w1)
+            s2 = torch.lstm_cell(s1[0], s2, *w2)
+            h2 = s2[0]
             e = torch.bmm(keys, h2.unsqueeze(-1)).squeeze(-1)  # (B, f) Luong general score
             alpha = torch.softmax(e, dim=-1)
             ctx = torch.bmm(alpha.unsqueeze(1), H).squeeze(1)  # (B, h)
