@@ -13,7 +13,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "spaces and . _ - ' at most 64 characters)")
     p.add_argument("--source", required=True, help="video file, camera index (0), skeleton recording (.npz from "
                    "`cagereid extract`) or synthetic:ids=N,... (one synthetic walker; one walk unless walks=K)")
-    p.add_argument("--gallery", default=DEFAULT_GALLERY, help=f"gallery file, created if needed (default: {DEFAULT_GALLERY})")
+    p.add_argument("--gallery", default=DEFAULT_GALLERY, help=f"gallery file (created if needed) or postgresql:// URL "
+                   f"(default: {DEFAULT_GALLERY})")
     add_common(p)
     p.add_argument("--track", type=int, default=None, help="which track is the person (default: the longest)")
     p.add_argument("--seconds", type=float, default=None, help="use at most this many seconds (default: all; "
@@ -75,8 +76,10 @@ def run(args: argparse.Namespace) -> int:
     if len(windows) < args.min_windows:
         raise StreamError(f"{args.source}: only {len(windows)} windows of track {track} (need {args.min_windows}); "
                         "use a longer walk")
+    from stream.gallery import redact
+
     n = enroll_windows(args.gallery, name, windows, encoder, source=f"{source}#track{track}")
     others = f" ({len(per_track) - 1} other tracks ignored)" if len(per_track) > 1 else ""
-    print(f"enrolled {name}: {n} embeddings from track {track} of {args.source}{others} into {args.gallery} "
+    print(f"enrolled {name}: {n} embeddings from track {track} of {args.source}{others} into {redact(args.gallery)} "
           f"(model {encoder.fingerprint})")
     return 0

@@ -11,8 +11,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--source", default="synthetic", help="camera index (0), video file, skeleton recording "
                    "(.npz from `cagereid extract`) or synthetic[:people=8,ids=0-4,frames=300,...] (default: synthetic)")
-    p.add_argument("--gallery", default=DEFAULT_GALLERY, help=f"gallery SQLite file (default: {DEFAULT_GALLERY}; "
-                   "without one every track is unknown)")
+    p.add_argument("--gallery", default=DEFAULT_GALLERY, help=f"gallery SQLite file or postgresql:// URL "
+                   f"(default: {DEFAULT_GALLERY}; without one every track is unknown)")
     add_common(p)
     p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (default: until the "
                    "source ends, or Ctrl-C)")
@@ -58,15 +58,15 @@ def run(args: argparse.Namespace) -> int:
         if args.overlay:
             OverlayWriter(args.overlay)  # a bad file name is a one-line error before start-up (opens nothing)
         overlay = {"path": args.overlay, "show": bool(args.show)}
-    gallery = Path(args.gallery) if args.gallery else None
-    if gallery is not None and not gallery.exists():
+    from stream.gallery import gallery_exists, is_url, open_gallery
+
+    gallery = (args.gallery if is_url(args.gallery) else Path(args.gallery)) if args.gallery else None
+    if gallery is not None and not gallery_exists(gallery):
         if args.gallery != DEFAULT_GALLERY:
             raise GalleryError(f"{gallery}: no such gallery (enrol someone first: cagereid enroll --gallery {gallery})")
         gallery = None  # no default gallery yet: everybody is unknown
     if gallery is not None:
-        from stream.gallery import Gallery
-
-        with Gallery(gallery, create=False, readonly=True):  # a bad gallery is a one-line error before start-up
+        with open_gallery(gallery, create=False, readonly=True):  # a bad gallery is a one-line error before start-up
             pass
     console = Console()
     events = None

@@ -151,11 +151,17 @@ class GalleryWatcher:
     (`version()`, one small read) every ``poll_s`` in a thread (SQLite waits for locks and psycopg for the
     network without the GIL) and rebuilds the matching when anybody committed; the real-time loop calls `take()`,
     which never blocks: it returns the newest matching (or None) and the last error (a locked, damaged or
-    unreachable gallery: the loop keeps matching on the old one, and the watcher reconnects by itself)."""
+    unreachable gallery: the loop keeps matching on the old one, and the watcher reconnects by itself).
+    A PostgreSQL gallery of `stream.gallery.search.DB_SEARCH_MIN_PEOPLE` people or more is matched in the
+    database (`SearchMatching`: centroids cached in memory for when the database is unreachable)."""
 
-    def __init__(self, spec, fingerprint: str, cfg: StreamConfig, poll_s: float = 1.0) -> None:
+    def __init__(self, spec, fingerprint: str, cfg: StreamConfig, poll_s: float = 1.0,
+                 db_search_min_people: int | None = None) -> None:
         from stream.gallery import is_url
+        from stream.gallery.search import DB_SEARCH_MIN_PEOPLE
 
+        # from this many people on, a PostgreSQL gallery is searched in the database (`stream.gallery.search`)
+        self.db_search_min_people = DB_SEARCH_MIN_PEOPLE if db_search_min_people is None else db_search_min_people
         self.spec = str(spec) if is_url(spec) else Path(spec)
         self.path = self.spec  # the name older callers used
         self.fingerprint, self.cfg, self.poll_s = fingerprint, cfg, poll_s
@@ -178,9 +184,15 @@ class GalleryWatcher:
         version = self._gallery.version()
         if not force and version == self._version:
             return None
-        data = self._gallery.load(self.fingerprint)
-        m = Matching(data, self.cfg)
-        self.stale = list(data.stale)
+        from stream.gallery.search import SearchMatching, use_db_search
+
+        if use_db_search(self._gallery, self.cfg, self.db_search_min_people):  # a large shared gallery
+            m = SearchMatching(self._gallery, self.spec, self.fingerprint, self.cfg, calibrate,
+                               healthy=lambda: self.error is None)
+        else:
+            data = self._gallery.load(self.fingerprint)
+            m = Matching(data, self.cfg)
+            self.stale = list(data.stale)
         self._version = version
         return m
 

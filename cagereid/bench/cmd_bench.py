@@ -14,6 +14,7 @@ BENCHES = {
     "pose": "cagereid.bench.pose",
     "lift": "cagereid.bench.lift",
     "missing-joints": "cagereid.bench.missing",
+    "gallery": "cagereid.bench.gallery",
 }
 
 

@@ -267,14 +267,17 @@ class SQLiteGallery(BaseGallery):
                 raise GalleryError(f"{self.path}: not empty (add --merge to add the people to it)")
             base = cur.execute("SELECT COALESCE(MAX(session), 0) FROM embeddings").fetchone()[0]
             sessions: dict[int, int] = {}
+            known: dict[str, int] = {}  # fingerprint -> embedding size
             for rec in records:
                 name = check_name(rec.name, self.origin)
                 if cur.execute("SELECT 1 FROM people WHERE name=?", (name,)).fetchone():
                     raise GalleryError(f"{self.path}: already holds {name!r} (nothing copied)")
-                for fp in {r["fingerprint"] for r in rec.rows}:
-                    dims = {len(r["vector"]) for r in rec.rows if r["fingerprint"] == fp}
-                    have = [d[0] for d in cur.execute("SELECT DISTINCT dim FROM embeddings WHERE fingerprint=?", (fp,))]
-                    if len(dims) > 1 or (have and have != list(dims)):
+                for r in rec.rows:
+                    fp = r["fingerprint"]
+                    if fp not in known:
+                        have = cur.execute("SELECT dim FROM embeddings WHERE fingerprint=? LIMIT 1", (fp,)).fetchone()
+                        known[fp] = have[0] if have else len(r["vector"])
+                    if known[fp] != len(r["vector"]):
                         raise GalleryError(f"{self.path}: {name!r}: embeddings of model {fp} of another size")
                 cur.execute("INSERT INTO people(name, created, updated, anonymous) VALUES(?, ?, ?, ?)",
                             (name, rec.created, rec.updated, int(rec.anonymous)))
