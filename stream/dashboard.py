@@ -241,8 +241,12 @@ def make_handovers(state: DashboardState) -> Group:
     from stream.visitors import handover_text
 
     refused, keys = state.refused
-    lines = [Text(f"refused camera handshakes {refused} ({keys} unknown keys)   handovers {state.handover_count}   "
-                  f"ended tracks {state.ended_tracks}", style="red" if refused else "")]
+    w = state.stages.get("windower")
+    mismatch = int(w.counters.get("camera_mismatch", 0)) if w else 0
+    lines = [Text(f"refused camera handshakes {refused} ({keys} unknown keys)   "
+                  + (f"frames under another camera's name {mismatch}   " if mismatch else "")
+                  + f"handovers {state.handover_count}   ended tracks {state.ended_tracks}",
+                  style="red" if refused or mismatch else "")]
     for h in reversed(state.handovers):
         lines.append(Text(handover_text(h), style="magenta" if h.get("anonymous") else "cyan"))
     return Group(*lines)

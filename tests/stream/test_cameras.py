@@ -250,6 +250,8 @@ def test_two_cameras_over_curve_enrolled_and_visitor_named_on_the_second_camera_
         procs.append(_camera("cam1", "synthetic:people=6,ids=0+4,frames=900,walk_seed=3000", port,
                              tmp_path / "cam1", keys / "serve.key"))
         procs.append(_camera("cam3", "synthetic:people=6,ids=1,frames=900", port, other, keys / "serve.key"))
+        # an allowed key (cam2's) claiming to be cam1: its frames are dropped and counted, never shown as cam1's
+        procs.append(_camera("cam1", "synthetic:people=6,ids=2,frames=900", port, tmp_path / "cam2", keys / "serve.key"))
         assert pipe.run_until(lambda: (_named(pipe, "cam1", "eli") or "").startswith("visitor-")
                               and _named(pipe, "cam1", "ana") == "ana", 60), \
             [(r.camera, r.label, r.identity, r.windows) for r in pipe.state.tracks.values()]
@@ -266,8 +268,15 @@ def test_two_cameras_over_curve_enrolled_and_visitor_named_on_the_second_camera_
         refused, distinct = pipe.state.refused
         assert refused >= 1 and distinct == 1 and not _rows(pipe, "cam3")
         assert {r["camera"] for r in pipe.state.cameras()} == {"cam1", "cam2"}
+        assert pipe.state.stages["windower"].counters.get("camera_mismatch", 0) > 0 and not _rows(pipe, "cam1", "chen")
         # both workers decided (tracks are spread by camera + track)
         assert all(pipe.state.stages[w].counters.get("windows", 0) > 0 for w in ("identify", "identify-1"))
+        # a worker dies: the supervisor restarts it on its address, the windower reconnects, nothing else stops
+        pids = {n: sp.proc.pid for n, sp in pipe.procs.items() if n != "identify-1"}
+        pipe.kill("identify-1")
+        assert pipe.run_until(lambda: pipe._running("identify-1") and pipe.state.stages["identify-1"].counters.get(
+            "windows", 0) > 0, 30)
+        assert {n: sp.proc.pid for n, sp in pipe.procs.items() if n != "identify-1"} == pids
     _stop(*procs)
     with open_gallery(gallery, create=False, readonly=True) as g:  # the visitor is in the shared gallery, anonymous
         people = {p.name: p for p in g.people()}
