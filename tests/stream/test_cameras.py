@@ -278,6 +278,7 @@ def test_two_cameras_over_curve_enrolled_and_visitor_named_on_the_second_camera_
             "windows", 0) > 0, 30)
         assert {n: sp.proc.pid for n, sp in pipe.procs.items() if n != "identify-1"} == pids
     _stop(*procs)
+    assert "refused this camera's key" in procs[1].stderr.read()  # the intruder camera is told, on stderr
     with open_gallery(gallery, create=False, readonly=True) as g:  # the visitor is in the shared gallery, anonymous
         people = {p.name: p for p in g.people()}
     assert people[visitor].anonymous and not people["ana"].anonymous
@@ -290,7 +291,8 @@ def _free_port():
 
 
 @pytest.mark.slow
-def test_camera_drop_and_reconnect_and_serve_restart(tmp_path):
+@pytest.mark.parametrize("keyed", [False, True], ids=["plain", "curve"])
+def test_camera_drop_and_reconnect_and_serve_restart(tmp_path, keyed):
     from stream.gallery import open_gallery
     from stream.pipeline import Pipeline
 
@@ -300,9 +302,20 @@ def test_camera_drop_and_reconnect_and_serve_restart(tmp_path):
     cfg = StreamConfig(heartbeat_s=0.2, track_timeout_s=1.0)
     bind = f"tcp://127.0.0.1:{port}"
     source = "synthetic:people=4,ids=0-1,frames=300,walks=0,walk_seed=5000"
-    cam = _camera("cam1", source, port)
+    camera_keys, cam_keys = None, ()
+    if keyed:  # long-lived keys: the restarted serve has the same key pair, so cameras get back in
+        security.write_keypair(tmp_path / "serve", "serve")
+        security.write_keypair(tmp_path / "allowed", "cam1")
+        camera_keys = (security.load_keypair(tmp_path / "serve")[1], security.load_allowed(tmp_path / "allowed"))
+        cam_keys = (tmp_path / "allowed" / "cam1.key_secret", tmp_path / "serve" / "serve.key")
+
+    def _cam():
+        return _camera("cam1", source, port, *cam_keys)
+
+    cam = _cam()
     try:
-        with Pipeline(cfg, None, model=FAKE, gallery=gallery, frames_bind=bind, visitors=False) as pipe:
+        with Pipeline(cfg, None, model=FAKE, gallery=gallery, frames_bind=bind, camera_keys=camera_keys,
+                      visitors=False) as pipe:
             pipe.start(timeout_s=60)
             assert pipe.run_until(lambda: len(_rows(pipe, "cam1")) >= 2 and pipe.state.decisions >= 20, 40)
             pids = {n: sp.proc.pid for n, sp in pipe.procs.items()}
@@ -313,10 +326,11 @@ def test_camera_drop_and_reconnect_and_serve_restart(tmp_path):
                                               for c in pipe.state.cameras()), 15)
             assert {n: sp.proc.pid for n, sp in pipe.procs.items()} == pids and pipe.failed is None
             # ... and comes back: new tracks (a new epoch of ids), decisions again
-            cam = _camera("cam1", source, port)
+            cam = _cam()
             assert pipe.run_until(lambda: any(r.track >= 100000 and r.windows >= 5 for r in _rows(pipe, "cam1")), 40)
         # serve restarts on the same address: the running camera reconnects by itself, the gallery is intact
-        with Pipeline(cfg, None, model=FAKE, gallery=gallery, frames_bind=bind, visitors=False) as pipe:
+        with Pipeline(cfg, None, model=FAKE, gallery=gallery, frames_bind=bind, camera_keys=camera_keys,
+                      visitors=False) as pipe:
             pipe.start(timeout_s=60)
             assert pipe.run_until(lambda: any(r.windows >= 5 for r in _rows(pipe, "cam1")), 40)
             assert cam.poll() is None
