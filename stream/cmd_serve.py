@@ -17,8 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow", default=None, metavar="DIR",
                    help="folder of camera public keys (NAME.key each): only these cameras are admitted, each under "
                         "its file's NAME; any other key is refused and counted")
-    p.add_argument("--workers", type=int, default=1, help="identify workers (a track always goes to the same one; "
-                   "with CUDA, one per GPU in turn; default: 1)")
+    p.add_argument("--workers", default="1", help="identify workers (a track always goes to the same one; with "
+                   "CUDA, worker k on GPU k mod count), or auto: one per GPU (1 without CUDA) (default: 1)")
     p.add_argument("--gallery", default=DEFAULT_GALLERY,
                    help=f"gallery shared by every worker and serve process (default: {DEFAULT_GALLERY}, created "
                         "when missing: visitors are enrolled in it)")
@@ -45,6 +45,19 @@ def _bind_address(text: str, keyed: bool) -> str:
     return f"tcp://{host}:{port}"
 
 
+def _workers(text: str) -> int:
+    from stream.errors import StreamError
+    from stream.messages import MAX_WORKERS
+
+    if text == "auto":
+        import torch
+
+        return max(1, min(MAX_WORKERS, torch.cuda.device_count() if torch.cuda.is_available() else 1))
+    if not text.isdigit() or not 1 <= int(text) <= MAX_WORKERS:
+        raise StreamError(f"--workers {text}: give 1..{MAX_WORKERS} or auto (one per GPU)")
+    return int(text)
+
+
 def run(args: argparse.Namespace) -> int:
     import signal
     import sys
@@ -66,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     if (args.keys is None) != (args.allow is None):
         raise StreamError("--keys and --allow go together (serve's secret key and the folder of camera public keys)")
     cfg = load_config(args.config, device=args.device)
+    workers = _workers(args.workers)
     bind = _bind_address(args.bind, args.keys is not None)
     camera_keys = None
     if args.keys:
@@ -85,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
 
         events = EventLog(args.events, retention_s=cfg.retention_s)
     with sigterm_stops():
-        pipe = Pipeline(cfg, None, model=args.model, gallery=gallery, workers=args.workers, frames_bind=bind,
+        pipe = Pipeline(cfg, None, model=args.model, gallery=gallery, workers=workers, frames_bind=bind,
                         camera_keys=camera_keys, visitors=not args.no_visitors)
         if events is not None:
             pipe.decision_listeners.append(events)
@@ -96,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
                 pipe.start()
                 where = pipe.addr["frames"]
                 print(f"serve: cameras connect to {where} ({'CURVE, ' + str(len(camera_keys[1])) + ' camera keys' if camera_keys else 'plain TCP, this machine only'}); "
-                      f"{args.workers} identify worker(s); gallery {gallery}", file=sys.stderr, flush=True)
+                      f"{workers} identify worker(s); gallery {gallery}", file=sys.stderr, flush=True)
                 reason = drive(pipe, args.duration, not args.no_dashboard, console)
             except Terminated:
                 reason = "terminated"
