@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "serve": "stream.cmd_serve",
     "camera": "stream.cmd_camera",
     "keys": "stream.cmd_keys",
+    "dashboard": "stream.cmd_dashboard",
     "enroll": "stream.cmd_enroll",
     "gallery": "stream.cmd_gallery",
     "soak": "stream.cmd_soak",

@@ -17,6 +17,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow", default=None, metavar="DIR",
                    help="folder of camera public keys (NAME.key each): only these cameras are admitted, each under "
                         "its file's NAME; any other key is refused and counted")
+    p.add_argument("--dashboard-bind", default=None, metavar="HOST:PORT",
+                   help="also let remote dashboards attach here (cagereid dashboard --connect); with --keys only "
+                        "the viewer keys in --viewers, without keys a 127.x address only (default: none)")
+    p.add_argument("--viewers", default=None, metavar="DIR",
+                   help="folder of viewer public keys (NAME.key) admitted on --dashboard-bind (with --keys)")
     p.add_argument("--workers", default="1", help="identify workers (a track always goes to the same one; with "
                    "CUDA, worker k on GPU k mod count), or auto: one per GPU (1 without CUDA) (default: 1)")
     p.add_argument("--gallery", default=DEFAULT_GALLERY,
@@ -33,13 +38,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "stream/events.py; lines older than retention_s are deleted)")
 
 
-def _bind_address(text: str, keyed: bool) -> str:
+def _bind_address(text: str, keyed: bool, flag: str = "--bind") -> str:
     from stream.camera import is_loopback, parse_address
     from stream.errors import StreamError
 
-    host, port = parse_address(text, "--bind")
+    host, port = parse_address(text, flag)
     if not keyed and not is_loopback(host):
-        raise StreamError(f"--bind {text}: without --keys/--allow serve binds 127.0.0.1 only (skeletons are "
+        raise StreamError(f"{flag} {text}: without --keys/--allow serve binds 127.0.0.1 only (skeletons are "
                           "biometric data; make keys with cagereid keys, see README 'Several cameras')")
     host = "*" if host in ("0.0.0.0", "*") else host
     return f"tcp://{host}:{port}"
@@ -81,12 +86,20 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, device=args.device)
     workers = _workers(args.workers)
     bind = _bind_address(args.bind, args.keys is not None)
-    camera_keys = None
+    camera_keys = monitor_keys = None
+    monitor_bind = _bind_address(args.dashboard_bind, args.keys is not None, "--dashboard-bind") \
+        if args.dashboard_bind else None
+    if args.viewers and not (args.keys and args.dashboard_bind):
+        raise StreamError("--viewers goes with --keys and --dashboard-bind")
     if args.keys:
         from stream.security import load_allowed, load_keypair
 
         _, server = load_keypair(args.keys)
         camera_keys = (server, load_allowed(args.allow))
+        if monitor_bind:
+            if not args.viewers:
+                raise StreamError("--dashboard-bind with --keys needs --viewers DIR (the viewer public keys to admit)")
+            monitor_keys = (server, load_allowed(args.viewers))
     gallery = args.gallery
     if gallery:  # created when missing (visitors are enrolled in it); a bad gallery is one line before start-up
         from stream.visitors import _open
@@ -100,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
         events = EventLog(args.events, retention_s=cfg.retention_s)
     with sigterm_stops():
         pipe = Pipeline(cfg, None, model=args.model, gallery=gallery, workers=workers, frames_bind=bind,
-                        camera_keys=camera_keys, visitors=not args.no_visitors)
+                        camera_keys=camera_keys, visitors=not args.no_visitors, monitor_bind=monitor_bind,
+                        monitor_keys=monitor_keys)
         if events is not None:
             pipe.decision_listeners.append(events)
             pipe.handover_listeners.append(events.handover)
@@ -110,7 +124,9 @@ def run(args: argparse.Namespace) -> int:
                 pipe.start()
                 where = pipe.addr["frames"]
                 print(f"serve: cameras connect to {where} ({'CURVE, ' + str(len(camera_keys[1])) + ' camera keys' if camera_keys else 'plain TCP, this machine only'}); "
-                      f"{workers} identify worker(s); gallery {gallery}", file=sys.stderr, flush=True)
+                      f"{workers} identify worker(s); gallery {gallery}"
+                      + (f"; dashboards attach at {pipe.addr['monitor']}" if monitor_bind else ""),
+                      file=sys.stderr, flush=True)
                 reason = drive(pipe, args.duration, not args.no_dashboard, console)
             except Terminated:
                 reason = "terminated"

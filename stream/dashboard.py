@@ -76,6 +76,7 @@ class DashboardState:
     handovers: deque = field(default_factory=lambda: deque(maxlen=4))
     handover_count: int = 0
     visitors_purged: int = 0
+    monitor_dropped: int = 0  # serve: messages a slow remote dashboard did not take
     END_AFTER_S = 30.0  # serve: a track without a decision this long has ended (its row goes)
 
     def on_decision(self, msg: DecisionMsg, now: float | None = None) -> None:

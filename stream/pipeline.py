@@ -122,6 +122,8 @@ class Pipeline:
     frames_bind: str | None = None  # serve: where cameras connect (tcp://HOST:PORT)
     camera_keys: tuple | None = None  # serve: (server KeyPair, {camera public key: name}); None = plain, loopback
     visitors: bool = False  # open world: anonymous visitor ids in the gallery
+    monitor_bind: str | None = None  # serve: where remote dashboards attach (`stream.monitor`)
+    monitor_keys: tuple | None = None  # (server KeyPair, {viewer public key: name}); None = plain, loopback
 
     def __post_init__(self) -> None:
         self.ctx = zmq.Context()
@@ -169,6 +171,7 @@ class Pipeline:
         self.events.setsockopt(zmq.RCVHWM, c.events_hwm)
         self.events.setsockopt(zmq.SUBSCRIBE, b"")
         self.control = self._bind(zmq.PUB, "control", mine)
+        self.monitor = self._bind_monitor() if self.monitor_bind else None
         common = dict(cfg=c, events_addr=self.addr["events"], control_addr=self.addr["control"])
         workers = [worker_name(k) for k in range(self.workers)]
         for k, name in enumerate(workers):
@@ -225,6 +228,38 @@ class Pipeline:
             raise StreamError(f"cannot bind the {bus} bus to {self.addr[bus]} ({exc}); "
                             f"set {bus}_port to a free port or 0") from None
         return sock
+
+    def _bind_monitor(self) -> zmq.Socket:
+        """Serve: a PUB socket that republishes every accepted decision and stats message for remote dashboards
+        (`cagereid dashboard`): CURVE with serve's key pair admitting the ``--viewers`` keys, or plain TCP on a
+        loopback address."""
+        sock = self.ctx.socket(zmq.PUB)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDHWM, self.cfg.events_hwm)
+        if self.monitor_keys:
+            server, viewers = self.monitor_keys
+            self.auth.allow["monitor"] = dict(viewers)
+            security.serve(sock, security.StageKeys("supervisor", server, {}, {"monitor": server}), "monitor",
+                           _MAX_HEADER)
+        try:
+            host, port = self.monitor_bind.rsplit(":", 1)
+            if port == "0":
+                self.addr["monitor"] = f"{host}:{sock.bind_to_random_port(host)}"
+            else:
+                sock.bind(self.monitor_bind)
+                self.addr["monitor"] = self.monitor_bind
+        except zmq.ZMQError as exc:
+            sock.close(linger=0)
+            self.stop()
+            raise StreamError(f"cannot bind the dashboard address {self.monitor_bind} ({exc})") from None
+        return sock
+
+    def _forward(self, frames: list[bytes]) -> None:
+        if self.monitor is not None:
+            try:
+                self.monitor.send_multipart(frames, flags=zmq.NOBLOCK)
+            except zmq.ZMQError:
+                self.state.monitor_dropped += 1
 
     def peer_socket(self, kind: int, bus: str, name: str, max_part: int = 1 << 24) -> zmq.Socket:
         """A socket connected to ``bus`` with the keys of extra peer ``name`` (tests, `cagereid soak`)."""
@@ -333,6 +368,7 @@ class Pipeline:
             return "spoofed"
         if isinstance(msg, DecisionMsg):
             self.state.on_decision(msg)
+            self._forward(frames)
             for listener in self.decision_listeners:
                 listener(msg)
             if self.serve:
@@ -346,6 +382,7 @@ class Pipeline:
         if sp is not None and sp.proc is not None and msg.pid != sp.proc.pid:
             return "late"  # a late heartbeat of a process that was replaced
         self.state.on_stats(msg)
+        self._forward(frames)
         if msg.stage == "producer" and msg.state == "finished" and sp is not None:
             sp.finished = True
         return "stats"
@@ -438,9 +475,10 @@ class Pipeline:
                 if sp.proc.is_alive():
                     sp.proc.kill()
                     sp.proc.join(1.0)
-        for s in ("events", "control"):
-            if hasattr(self, s):
-                getattr(self, s).close(linger=0)
+        for s in ("events", "control", "monitor"):
+            sock = getattr(self, s, None)
+            if sock is not None:
+                sock.close(linger=0)
         if hasattr(self, "auth"):
             self.auth.stop()
         self.ctx.term()

@@ -186,6 +186,10 @@ def test_without_keys_serve_binds_loopback_only_and_cameras_connect_locally_only
     assert code == 2 and "--keys and --allow go together" in err
     code, _, err = _main(capsys, "camera", "--source", "synthetic", "--connect", "10.1.2.3:5555", "--name", "cam1")
     assert code == 2 and "this machine only" in err
+    code, _, err = _main(capsys, "serve", "--dashboard-bind", "0.0.0.0:5556", "--no-dashboard")
+    assert code == 2 and "--dashboard-bind 0.0.0.0:5556: without --keys" in err
+    code, _, err = _main(capsys, "dashboard", "--connect", "10.1.2.3:5556", "--duration", "1")
+    assert code == 2 and "this machine only" in err
     code, _, err = _main(capsys, "camera", "--source", "synthetic", "--connect", "127.0.0.1:5555", "--name", "c 1")
     assert code == 2 and "not a camera name" in err
     code, _, _ = _main(capsys, "keys", "--out", str(tmp_path / "keys"), "--name", "serve")
@@ -235,6 +239,7 @@ def test_two_cameras_over_curve_enrolled_and_visitor_named_on_the_second_camera_
         (allowed).mkdir(exist_ok=True)
         (allowed / f"{cam}.key").write_bytes((tmp_path / cam / f"{cam}.key").read_bytes())
     security.write_keypair(other, "cam3")  # a camera serve was not given
+    security.write_keypair(tmp_path / "viewers", "viewer1")  # a remote dashboard serve admits
     gallery = tmp_path / "g.sqlite"
     enrol_synthetic(gallery, load_encoder(FAKE, "cpu"), 6, 1, seed=0, stride=3, fps=30, walks=2, frames=150)  # ana
     _, server = security.load_keypair(keys)
@@ -242,18 +247,26 @@ def test_two_cameras_over_curve_enrolled_and_visitor_named_on_the_second_camera_
     # eli ~1.7 apart (people=6, seed=0); a fixed acceptance distance of 1.0 keeps the test independent of calibration
     cfg = StreamConfig(heartbeat_s=0.2, visitor_windows=20, accept_score=-1.0)
     procs = []
+    from stream.monitor import Monitor
+
     with Pipeline(cfg, None, model=FAKE, gallery=gallery, workers=2, frames_bind="tcp://127.0.0.1:0",
-                  camera_keys=(server, security.load_allowed(allowed)), visitors=True) as pipe:
+                  camera_keys=(server, security.load_allowed(allowed)), visitors=True,
+                  monitor_bind="tcp://127.0.0.1:0", monitor_keys=(server, security.load_allowed(tmp_path / "viewers"))
+                  ) as pipe:
         pipe.start(timeout_s=60)
         port = int(pipe.addr["frames"].rsplit(":", 1)[1])
+        serve_public = security.load_public(keys / "serve.key")
+        viewer = Monitor(pipe.addr["monitor"], (security.load_keypair(tmp_path / "viewers")[1], serve_public))
+        snoop = Monitor(pipe.addr["monitor"], (security.load_keypair(other)[1], serve_public))  # not a viewer key
         # cam1: ana (enrolled) and eli (nobody): eli becomes an anonymous visitor
         procs.append(_camera("cam1", "synthetic:people=6,ids=0+4,frames=900,walk_seed=3000", port,
                              tmp_path / "cam1", keys / "serve.key"))
         procs.append(_camera("cam3", "synthetic:people=6,ids=1,frames=900", port, other, keys / "serve.key"))
         # an allowed key (cam2's) claiming to be cam1: its frames are dropped and counted, never shown as cam1's
         procs.append(_camera("cam1", "synthetic:people=6,ids=2,frames=900", port, tmp_path / "cam2", keys / "serve.key"))
+        ticks = lambda: (viewer.poll(0), snoop.poll(0))  # noqa: E731
         assert pipe.run_until(lambda: (_named(pipe, "cam1", "eli") or "").startswith("visitor-")
-                              and _named(pipe, "cam1", "ana") == "ana", 60), \
+                              and _named(pipe, "cam1", "ana") == "ana", 60, ticks), \
             [(r.camera, r.label, r.identity, r.windows) for r in pipe.state.tracks.values()]
         visitor = _named(pipe, "cam1", "eli")
         assert _rows(pipe, "cam1", "eli")[-1].anonymous
@@ -261,9 +274,17 @@ def test_two_cameras_over_curve_enrolled_and_visitor_named_on_the_second_camera_
         procs.append(_camera("cam2", "synthetic:people=6,ids=0+4,frames=900,walk_seed=4000", port,
                              tmp_path / "cam2", keys / "serve.key"))
         assert pipe.run_until(lambda: _named(pipe, "cam2", "eli") == visitor and _named(pipe, "cam2", "ana") == "ana",
-                              60), [(r.camera, r.label, r.identity, r.windows) for r in pipe.state.tracks.values()]
+                              60, ticks), [(r.camera, r.label, r.identity, r.windows) for r in pipe.state.tracks.values()]
         assert pipe.run_until(lambda: any(h["identity"] == visitor and (h["from_camera"], h["camera"]) == ("cam1", "cam2")
-                                          for h in pipe.state.handovers), 10)
+                                          for h in pipe.state.handovers), 10, ticks)
+        # the remote dashboard (a viewer key) saw the same: both cameras' tracks, the handover; a key that is not
+        # a viewer's saw nothing
+        assert pipe.run_until(lambda: any(h["identity"] == visitor for h in viewer.state.handovers), 10, ticks)
+        assert {r.camera for r in viewer.state.tracks.values()} == {"cam1", "cam2"}
+        assert viewer.state.stages["windower"].counters.get("refused_handshakes", 0) >= 1
+        assert snoop.state.decisions == 0 and not snoop.state.stages
+        viewer.close()
+        snoop.close()
         # the unknown key: refused at the handshake, counted, nothing of it arrives
         refused, distinct = pipe.state.refused
         assert refused >= 1 and distinct == 1 and not _rows(pipe, "cam3")
