@@ -293,7 +293,7 @@ class Identifier:
             self.last_seen[key] = now
             vote, vote_score = b, float(s)
             v = self.visitor.get(key)
-            if v is not None and v not in self.known:  # named a visitor, the gallery has not reloaded yet
+            if v and v not in self.known:  # named a visitor ("" = asked for one), the gallery has not reloaded yet
                 vote, vote_score = v, float("inf")
             dec = d.update(vote, vote_score, self.accept_score)
             if self.desk is not None and dec.identity == UNKNOWN and v is None \

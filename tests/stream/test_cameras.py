@@ -81,6 +81,51 @@ def test_windower_keys_tracks_by_camera_binds_names_to_keys_and_renumbers_a_rest
     assert g["cam.cam1.frames"] == 4 and g["cam.cam2.tracks"] == 1
 
 
+def _windows(ids, walk_seed, camera, track):
+    from stream.messages import Window
+    from stream.producer import open_observations
+    from stream.windower import windows_of_source
+
+    obs, _ = open_observations(f"synthetic:people=6,ids={ids},frames=150,walks=1,walk_seed={walk_seed}", "kinect_v1",
+                               30.0)
+    wins = next(iter(windows_of_source(obs, 6, 3, layout="kinect_v1").values()))
+    return [Window(track=track, frame=i, t_pub=time.time(), window=w, camera=camera) for i, w in enumerate(wins)]
+
+
+def test_identifier_gives_an_unknown_walker_a_visitor_id_that_another_worker_recognises(tmp_path, monkeypatch):
+    from stream import visitors
+    from stream.identify import Identifier
+
+    slow_open = visitors._open
+
+    def _open(*a, **kw):  # a slow database: the loop goes on meanwhile, the track stays unknown until named
+        time.sleep(0.4)
+        return slow_open(*a, **kw)
+
+    monkeypatch.setattr(visitors, "_open", _open)
+    gallery = tmp_path / "g.sqlite"
+    enc = load_encoder(FAKE, "cpu")
+    enrol_synthetic(gallery, enc, 6, 1, seed=0, stride=3, fps=30, walks=2, frames=150)  # ana
+    cfg = StreamConfig(visitor_windows=8, accept_score=-1.0)
+    one = Identifier(enc, cfg, gallery, visitors=True)
+    seen = []
+    try:
+        for w in _windows(4, 3000, "cam1", 0):  # eli, whom nobody enrolled
+            seen += one.process([w])
+            time.sleep(0.02)  # the visitor desk enrols in its thread meanwhile
+    finally:
+        one.close()
+    ids = [d.identity for d in seen]
+    assert "" not in ids and ids[7] == "unknown" and ids[-1].startswith("visitor-") and seen[-1].anonymous
+    visitor = ids[-1]
+    two = Identifier(enc, cfg, gallery)  # another worker / serve process: the visitor is in the shared gallery
+    try:
+        out = [two.process([w])[0] for w in _windows(4, 4000, "cam2", 0)]  # eli again, another walk, another camera
+    finally:
+        two.close()
+    assert out[-1].identity == visitor and out[-1].anonymous and out[-1].camera == "cam2"
+
+
 def test_worker_routing_is_stable_and_spreads_tracks():
     picks = [worker_of("cam1", t, 2) for t in range(200)]
     assert picks == [worker_of("cam1", t, 2) for t in range(200)]  # not Python's salted hash
