@@ -497,3 +497,24 @@ def test_a_large_postgres_gallery_is_matched_in_the_database_and_from_the_cache_
     m2 = GalleryWatcher(pg_url, "fp1", StreamConfig(), db_search_min_people=10).load_now()
     assert m2.accept_score is not None and np.isfinite(m2.accept_score)
     m.matcher.close()
+
+
+@pytest.mark.slow
+def test_enroll_and_live_on_a_postgres_gallery(pg_url, capsys):
+    """The commands with a `postgresql://` gallery: enrol two walkers (windows stored), list, and `live` names them."""
+    import json
+
+    from cagereid.cli import main
+
+    for i in (0, 1):
+        assert main(["enroll", "--name", f"walker{i}", "--source", f"synthetic:people=4,ids={i},frames=150,walks=2",
+                     "--model", "stream_fakes:make_encoder", "--gallery", pg_url, "-q"]) == 0
+    capsys.readouterr()
+    assert main(["gallery", "list", "--json", "--gallery", pg_url]) == 0
+    people = json.loads(capsys.readouterr().out)
+    assert [p["name"] for p in people] == ["walker0", "walker1"]
+    assert all(p["windows"] == p["embeddings"] > 0 and not p["anonymous"] for p in people)
+    code = main(["live", "--no-dashboard", "--source", "synthetic:people=4,ids=0-1,frames=150,walks=1", "--model",
+                 "stream_fakes:make_encoder", "--gallery", pg_url, "--duration", "60"])
+    out = capsys.readouterr().out
+    assert code == 0 and "walker0" in out and "walker1" in out
