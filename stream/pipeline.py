@@ -151,6 +151,7 @@ class Pipeline:
         self.handover_listeners: list = []  # callables fed every handover record (e.g. EventLog.handover)
         self._last_purge = 0.0
         self._purge_thread = None
+        self.monitor: zmq.Socket | None = None  # serve: remote dashboards (`_bind_monitor`, at start)
         self.failed: str | None = None  # why the run gave up (restart budget spent); None while healthy
         self._started = False
         self._last_alive = 0.0
