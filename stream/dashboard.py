@@ -124,6 +124,11 @@ class DashboardState:
         return sorted(out, key=lambda r: r["camera"])
 
     @property
+    def visitors_given(self) -> int:
+        """Anonymous visitor ids the identify workers enrolled (since each started)."""
+        return int(sum(r.counters.get("visitors", 0) for n, r in self.stages.items() if n.startswith("identify")))
+
+    @property
     def refused(self) -> tuple[int, int]:
         """Camera handshakes refused by serve (unknown key), and how many distinct keys."""
         w = self.stages.get("windower")
@@ -246,7 +251,8 @@ def make_handovers(state: DashboardState) -> Group:
     mismatch = int(w.counters.get("camera_mismatch", 0)) if w else 0
     lines = [Text(f"refused camera handshakes {refused} ({keys} unknown keys)   "
                   + (f"frames under another camera's name {mismatch}   " if mismatch else "")
-                  + f"handovers {state.handover_count}   ended tracks {state.ended_tracks}",
+                  + f"handovers {state.handover_count}   ended tracks {state.ended_tracks}   "
+                  f"visitor ids given {state.visitors_given} (purged {state.visitors_purged})",
                   style="red" if refused or mismatch else "")]
     for h in reversed(state.handovers):
         lines.append(Text(handover_text(h), style="magenta" if h.get("anonymous") else "cyan"))

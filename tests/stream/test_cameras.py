@@ -126,6 +126,23 @@ def test_identifier_gives_an_unknown_walker_a_visitor_id_that_another_worker_rec
     assert out[-1].identity == visitor and out[-1].anonymous and out[-1].camera == "cam2"
 
 
+def test_expired_visitors_are_purged_and_enrolled_people_kept(tmp_path):
+    from stream.gallery import open_gallery
+    from stream.visitors import purge_visitors
+
+    gallery = tmp_path / "g.sqlite"
+    enc = load_encoder(FAKE, "cpu")
+    enrol_synthetic(gallery, enc, 6, 1, seed=0, stride=3, fps=30, walks=1, frames=150)  # ana
+    with open_gallery(gallery) as g:
+        name = g.next_visitor_name()
+        g.enroll(name, np.ones((3, 15), np.float32), enc.fingerprint, source="cam1 track 4", anonymous=True)
+    assert purge_visitors(gallery, 3600.0) == 0  # not expired yet
+    time.sleep(0.05)
+    assert purge_visitors(gallery, 0.01) == 1
+    with open_gallery(gallery, create=False, readonly=True) as g:
+        assert [p.name for p in g.people()] == ["ana"]
+
+
 def test_worker_routing_is_stable_and_spreads_tracks():
     picks = [worker_of("cam1", t, 2) for t in range(200)]
     assert picks == [worker_of("cam1", t, 2) for t in range(200)]  # not Python's salted hash
