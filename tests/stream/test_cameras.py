@@ -411,6 +411,11 @@ def test_camera_drop_and_reconnect_and_serve_restart(tmp_path, keyed):
             # ... and comes back: new tracks (a new epoch of ids), decisions again
             cam = _cam()
             assert pipe.run_until(lambda: any(r.track >= 100000 and r.windows >= 5 for r in _rows(pipe, "cam1")), 40)
+            # serve's windower dies: restarted on the same address (same keys), the camera gets back in by itself
+            pipe.kill("windower")
+            n = pipe.state.decisions
+            assert pipe.run_until(lambda: pipe.state.stages["windower"].restarts == 1 and pipe.state.decisions > n + 20,
+                                  40)
         # serve restarts on the same address: the running camera reconnects by itself, the gallery is intact
         with Pipeline(cfg, None, model=FAKE, gallery=gallery, frames_bind=bind, camera_keys=camera_keys,
                       visitors=False) as pipe:
