@@ -126,6 +126,25 @@ class RunningMean:
         return self.sum / self.n
 
 
+def split_single_groups(person: np.ndarray, group: np.ndarray, min_rows: int = 4) -> np.ndarray:
+    """Groups for `calibrate_threshold` where a person enrolled from one walk only is cut into two walks.
+
+    With one group (one enrolment walk) a person's genuine score would compare the walk with itself, which is
+    far closer than any new walk: the calibrated threshold then rejects the right person on their next walk. So
+    the later half of such a person's rows (in enrolment order, at least ``min_rows`` in all) gets a group of
+    its own, and each half is scored against the other: still the same walk, but no row against itself.
+    """
+    person = np.asarray(person, dtype=np.int64)
+    out = np.asarray(group, dtype=np.int64).copy()
+    fresh = int(out.max()) + 1 if len(out) else 0
+    for p in np.unique(person):
+        rows = np.flatnonzero(person == p)
+        if len(np.unique(out[rows])) == 1 and len(rows) >= min_rows:
+            out[rows[len(rows) // 2:]] = fresh
+            fresh += 1
+    return out
+
+
 def calibrate_threshold(embeddings: np.ndarray, person: np.ndarray, group: np.ndarray | None = None,
                         metric: str = "cosine", reduce: str = "centroid", genuine_q: float = 25.0,
                         impostor_q: float = 95.0) -> float | None:
@@ -134,8 +153,9 @@ def calibrate_threshold(embeddings: np.ndarray, person: np.ndarray, group: np.nd
     Genuine scores: each embedding against its own person, leaving out the embeddings of its own ``group``
     (enrolment session/recording) when that person has other groups, so the score reflects a new walk.
     Impostor scores: each embedding against the best *other* person (a stranger's best match looks like that).
-    The threshold is the midpoint between the genuine ``genuine_q`` and the impostor ``impostor_q`` percentiles;
-    the defaults (25, 95) lean towards "unknown" when the two overlap: a wrong name is worse than no name.
+    The threshold is the midpoint between the genuine ``genuine_q`` and the impostor ``impostor_q`` percentiles,
+    but never below the impostor percentile (when the two overlap, at most ``100 - impostor_q`` % of the gallery's
+    impostor scores pass): the defaults (25, 95) lean towards "unknown": a wrong name is worse than no name.
     """
     embeddings = np.asarray(embeddings, dtype=np.float64)
     person = np.asarray(person, dtype=np.int64)
@@ -157,4 +177,6 @@ def calibrate_threshold(embeddings: np.ndarray, person: np.ndarray, group: np.nd
         m_i = Matcher(embeddings[others], idx, metric, reduce)
         impostor.append(m_i.scores(embeddings[own]).max(1))
     g, i = np.concatenate(genuine), np.concatenate(impostor)
-    return float((np.percentile(g, genuine_q) + np.percentile(i, impostor_q)) / 2)
+    # Where the two overlap (the genuine percentile below the impostor one) the midpoint would accept most
+    # impostors: never go below the impostor percentile (at most ``100 - impostor_q`` % of them accepted).
+    return float(max((np.percentile(g, genuine_q) + np.percentile(i, impostor_q)) / 2, np.percentile(i, impostor_q)))

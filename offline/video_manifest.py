@@ -14,7 +14,9 @@ or YAML (a list of mappings with the same keys, or ``{clips: [...]}``)::
       - {clip: walks/ana_2.npz, person: ana, role: probe, track: 3}
 
 ``role`` is ``gallery`` or ``probe``; ``track`` (optional) names the person's track in the file (default: the
-track found in most frames). A clip named like CASIA-B (``SSS-CC-NN-VVV``, e.g. ``001-nm-05-090.npz``) needs
+track found in most frames); ``part`` (optional) is ``all`` (default), ``first`` or ``second``: the first or
+second half of the track's frames, so one walk can be gallery and probe at once (a same-walk check, e.g. every
+vtest track cut in halves: ``docs/video_dev/halves.py``). A clip named like CASIA-B (``SSS-CC-NN-VVV``, e.g. ``001-nm-05-090.npz``) needs
 neither person nor role: the person is ``SSS`` and the role follows the usual CASIA-B protocol (``nm-01`` to
 ``nm-04`` gallery, every other sequence probe); the view is kept for per-view reports.
 
@@ -33,6 +35,7 @@ import numpy as np
 from offline.errors import OfflineError
 
 ROLES = ("gallery", "probe")
+PARTS = ("all", "first", "second")
 CASIA_GALLERY = ("nm", (1, 2, 3, 4))  # CASIA-B: nm-01..04 are the gallery, everything else probes
 
 
@@ -48,6 +51,7 @@ class ManifestEntry:
     track: int | None = None  # None = the track found in most frames
     view: int | None = None  # camera angle in degrees when the name says it (CASIA-B)
     where: str = ""  # 'manifest.csv:3', for messages
+    part: str = "all"  # 'all' | 'first' | 'second' half of the track's frames
 
 
 def _rows(path: Path) -> list[tuple[str, dict]]:
@@ -97,10 +101,10 @@ def read_manifest(path: str | Path) -> list[ManifestEntry]:
     path = Path(path)
     entries = []
     for where, row in _rows(path):
-        unknown = set(row) - {"clip", "person", "role", "track"}
+        unknown = set(row) - {"clip", "person", "role", "track", "part"}
         if unknown:
             raise ManifestError(f"{where}: unknown column(s) {', '.join(sorted(unknown))} "
-                                "(use clip, person, role, track)")
+                                "(use clip, person, role, track, part)")
         clip = row.get("clip", "")
         if not clip:
             raise ManifestError(f"{where}: no clip")
@@ -125,7 +129,11 @@ def read_manifest(path: str | Path) -> list[ManifestEntry]:
             track = int(track) if track else None
         except ValueError:
             raise ManifestError(f"{where}: {clip}: track must be a track id (an integer), got {track!r}") from None
-        entries.append(ManifestEntry(file.resolve(), person, role, track, casia.angle if casia else None, where))
+        part = (row.get("part") or "all").lower()
+        if part not in PARTS:
+            raise ManifestError(f"{where}: {clip}: unknown part {row.get('part')!r} (use all, first or second)")
+        entries.append(ManifestEntry(file.resolve(), person, role, track, casia.angle if casia else None, where,
+                                     part))
     if not entries:
         raise ManifestError(f"{path}: no clips")
     for role in ROLES:
@@ -150,6 +158,9 @@ def clip_windows(entry: ManifestEntry, layout: str, f: int, stride: int = 1, pol
         joints, valid = track_joints(entry.clip, layout, entry.track, min_visibility)
     except (SourceError, KeyError) as exc:
         raise ManifestError(f"{entry.where}: {exc}") from None
+    if entry.part != "all":  # halves of the track's frames: no window spans both
+        half = len(joints) // 2
+        joints, valid = (joints[:half], valid[:half]) if entry.part == "first" else (joints[half:], valid[half:])
     return windows_of_track(joints, valid, layout, f, stride, policy)
 
 

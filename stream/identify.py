@@ -112,18 +112,21 @@ def calibrate(data, cfg: StreamConfig) -> float | None:
     """Open-set acceptance score from the gallery alone, for pooled queries as the stage makes them.
 
     Each enrolment session (one walk) is pooled like a live track (running mean of ``pool_windows``), then
-    `cages.matcher.calibrate_threshold` compares new-walk genuine scores with best-other-person scores.
+    `cages.matcher.calibrate_threshold` compares new-walk genuine scores with best-other-person scores. A person
+    enrolled from one walk only has no other walk: its two halves stand in for two walks
+    (`cages.matcher.split_single_groups`), never a window against itself.
     With one person there is nothing to compare: accept anything within the spread of their own walks.
     """
-    from cages.matcher import Matcher, calibrate_threshold, running_mean
+    from cages.matcher import Matcher, calibrate_threshold, running_mean, split_single_groups
 
     if not data.names:
         return None
+    walks = split_single_groups(data.person, data.session)  # a one-walk enrolment: its halves as two walks
     pooled = np.empty(data.embeddings.shape, dtype=np.float64)
-    for s in np.unique(data.session):
-        sel = data.session == s
+    for s in np.unique(walks):
+        sel = walks == s
         pooled[sel] = running_mean(data.embeddings[sel], cfg.pool_windows)
-    t = calibrate_threshold(pooled, data.person, data.session, cfg.metric, cfg.reduce)
+    t = calibrate_threshold(pooled, data.person, walks, cfg.metric, cfg.reduce)
     if t is None:
         own = Matcher(data.embeddings, data.person, cfg.metric, cfg.reduce).scores(pooled).max(1)
         t = float(np.percentile(own, 5))
@@ -171,6 +174,7 @@ class GalleryWatcher:
         self.error: str | None = None
         self.reloads = 0
         self.stale: list[str] = []  # people with only another model's embeddings (not matched; re-enrol them)
+        self._current = None  # the newest matching built
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -184,7 +188,12 @@ class GalleryWatcher:
         version = self._gallery.version()
         if not force and version == self._version:
             return None
-        from stream.gallery.search import SearchMatching, use_db_search
+        from stream.gallery.search import CACHE_REFRESH_S, SearchMatching, use_db_search
+
+        if (not force and isinstance(self._current, SearchMatching)
+                and time.monotonic() - self._current.built < CACHE_REFRESH_S):
+            self._version = version  # the database search sees the change already; the cache is refreshed later
+            return None
 
         if use_db_search(self._gallery, self.cfg, self.db_search_min_people):  # a large shared gallery
             m = SearchMatching(self._gallery, self.spec, self.fingerprint, self.cfg, calibrate,
@@ -194,6 +203,7 @@ class GalleryWatcher:
             m = Matching(data, self.cfg)
             self.stale = list(data.stale)
         self._version = version
+        self._current = m
         return m
 
     def load_now(self) -> Matching | None:

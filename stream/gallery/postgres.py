@@ -497,7 +497,7 @@ class PostgresGallery(BaseGallery):
                            anonymous=np.array([bool(r[2]) for r in rows], bool))
 
     def search(self, queries: np.ndarray, k: int, fingerprint: str, metric: str = "euclidean",
-               reduce: str = "centroid", ef_search: int = 100) -> SearchResult:
+               reduce: str = "centroid", ef_search: int = 40) -> SearchResult:
         """Nearest ``k`` people per query with the HNSW index (approximate; one round trip for the batch).
         ``reduce=nearest`` is searched exactly over a load."""
         if reduce != "centroid":

@@ -4,8 +4,9 @@ Up to `DB_SEARCH_MIN_PEOPLE` people the live identifier loads every embedding an
 (`cages.matcher.Matcher`, exact). From that size on, with a PostgreSQL gallery and ``reduce=centroid`` (the
 default), `SearchMatching` matches each batch with `PostgresGallery.search` (pgvector HNSW: milliseconds for
 100,000 people, where the exact matrix product grows with the gallery) and keeps only the people's centroids in
-memory (float32): when the database cannot be reached, decisions go on from them (exact, slower) until it is
-back. The acceptance score comes from the config (``accept_score``) or is calibrated on `CALIBRATION_PEOPLE`
+memory (float32): when the database cannot be reached, decisions go on from them (exact) until it is back.
+Enrolments (visitor ids come often) do not reload a large gallery: the database search sees them at once (a
+name not seen before is added), and the cache and acceptance score are rebuilt at most every `CACHE_REFRESH_S`. The acceptance score comes from the config (``accept_score``) or is calibrated on `CALIBRATION_PEOPLE`
 people (a fixed sample): calibration compares every enrolment walk with every other person, which does not
 scale to the whole gallery. `cagereid bench gallery` measures the two ways.
 """
@@ -19,6 +20,7 @@ from stream.errors import GalleryError
 
 DB_SEARCH_MIN_PEOPLE = 20000
 CALIBRATION_PEOPLE = 200
+CACHE_REFRESH_S = 300.0  # a large gallery's cache (and acceptance score) is rebuilt at most this often
 RETRY_S = 5.0  # after a failed database search, the cache answers for this long before the database is tried again
 
 
@@ -113,6 +115,7 @@ class SearchMatching:
         else:
             self.accept_score = calibrate(gallery.load(fingerprint, sample=CALIBRATION_PEOPLE), cfg)
         self.stale: list[str] = []
+        self.built = time.monotonic()
 
 
 def use_db_search(gallery, cfg, min_people: int = DB_SEARCH_MIN_PEOPLE) -> bool:

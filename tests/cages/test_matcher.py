@@ -60,3 +60,44 @@ def test_streaming_running_mean_equals_the_batch_one_over_many_laps():
     pool = RunningMean(7, 4)
     streamed = np.stack([pool.push(row) for row in x])
     np.testing.assert_allclose(streamed, running_mean(x, 7), atol=1e-12)
+
+
+def test_one_walk_enrolments_are_calibrated_on_their_halves_not_on_themselves():
+    """Everybody enrolled from one walk (the usual case: one clip per person). A person's next walk differs from
+    the enrolment walk by more than the walk's own windows differ from their mean; the acceptance score must
+    still accept that next walk and reject strangers. Scoring the walk against itself (the old behaviour) put
+    the threshold above every new walk: the right best match was then reported as `unknown`."""
+    from types import SimpleNamespace
+
+    from cages.matcher import split_single_groups
+    from stream.config import StreamConfig
+    from stream.identify import calibrate
+
+    rng = np.random.default_rng(1)
+    D, n = 16, 30
+    unit = lambda v: v / np.linalg.norm(v)  # noqa: E731 (a one-line helper)
+
+    def walk(centre):  # windows drift along the walk (the view changes as the person passes) + noise
+        d = unit(rng.normal(size=D)) * 4.0
+        return centre + np.linspace(-0.5, 0.5, n)[:, None] * d + 0.3 * rng.normal(size=(n, D))
+
+    centres = 4.0 * np.eye(D)[:6]  # people 4 * sqrt(2) apart
+    emb = np.concatenate([walk(c) for c in centres])
+    person = np.repeat(np.arange(6), n)
+    data = SimpleNamespace(names=[f"p{i}" for i in range(6)], embeddings=emb, person=person,
+                           session=np.repeat(np.arange(6), n))  # one enrolment session (walk) each
+    groups = split_single_groups(person, data.session)
+    assert [len(np.unique(groups[person == p])) for p in range(6)] == [2] * 6
+    assert (groups[person == 0][:15] != groups[person == 0][15:]).all()  # earlier half, later half
+
+    cfg = StreamConfig()
+    accept = calibrate(data, cfg)
+    m = Matcher(emb, person, cfg.metric, cfg.reduce)
+    new_walks = np.stack([c + 3.35 * unit(rng.normal(size=D)) for c in centres])  # farther than the walk's halves
+    own = m.match(new_walks)
+    assert own.best.tolist() == list(range(6)) and (own.best_score >= accept).all()
+    strangers = m.match(4.0 * np.eye(D)[6:12])  # people never enrolled
+    assert (strangers.best_score < accept).all()
+    # people with several walks keep their own groups
+    two = np.r_[np.zeros(n, np.int64), np.ones(n, np.int64)]
+    np.testing.assert_array_equal(split_single_groups(np.zeros(2 * n, np.int64), two), two)

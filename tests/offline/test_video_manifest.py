@@ -1,4 +1,6 @@
 """Video re-ID manifests (issue #14): CSV and YAML, CASIA-B names, one-line errors, windows of a clip."""
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -35,6 +37,23 @@ def test_yaml_manifest_and_casia_b_names_parse_by_themselves(tmp_path, tracks_fi
                                       ("001-nm-01-090", "001-bg-02-090", "002-nm-04-090", "002-cl-01-072")))
     got = [(e.person, e.role, e.view) for e in read_manifest(m)]
     assert got == [("001", "gallery", 90), ("001", "probe", 90), ("002", "gallery", 90), ("002", "probe", 72)]
+
+
+def test_part_cuts_one_walk_into_a_gallery_half_and_a_probe_half(tmp_path, clips):
+    """The same-walk check: one track, its first half in the gallery and its second half as the probe."""
+    m = tmp_path / "halves.csv"
+    m.write_text("clip,person,role,track,part\nwalks/ana_1.npz,ana,gallery,,first\nwalks/ana_1.npz,ana,probe,,second\n"
+                 "walks/bo_1.npz,bo,gallery,,FIRST\nwalks/bo_1.npz,bo,probe,,second\n")
+    entries = read_manifest(m)
+    assert [e.part for e in entries] == ["first", "second", "first", "second"]
+    whole = clip_windows(dataclasses.replace(entries[0], part="all"), "kinect_v1", f=6, stride=1)
+    first, second = (clip_windows(e, "kinect_v1", f=6, stride=1) for e in entries[:2])
+    assert len(first) + len(second) == len(whole) - 5  # 60 frames: 55 windows; halves of 30: 25 + 25
+    np.testing.assert_array_equal(first, whole[:len(first)])  # the first half's windows, no window across the cut
+    np.testing.assert_array_equal(second, whole[-len(second):])
+    m.write_text("clip,person,role,part\nwalks/ana_1.npz,ana,gallery,middle\nwalks/bo_1.npz,bo,probe,\n")
+    with pytest.raises(ManifestError, match=r"halves.csv:2: .*unknown part 'middle' \(use all, first or second\)"):
+        read_manifest(m)
 
 
 @pytest.mark.parametrize("body, message", [
