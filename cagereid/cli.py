@@ -21,6 +21,10 @@ import sys
 COMMANDS: dict[str, str] = {
     "demo": "stream.cmd_demo",
     "live": "stream.cmd_live",
+    "serve": "stream.cmd_serve",
+    "camera": "stream.cmd_camera",
+    "keys": "stream.cmd_keys",
+    "dashboard": "stream.cmd_dashboard",
     "enroll": "stream.cmd_enroll",
     "gallery": "stream.cmd_gallery",
     "soak": "stream.cmd_soak",

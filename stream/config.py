@@ -49,6 +49,10 @@ class StreamConfig:
     adopt_share: float = 0.5  # a first label needs this share of the votes
     switch_share: float = 0.6  # changing an existing label needs this share (hysteresis) ...
     switch_margin: float = 0.2  # ... and this lead over the current label's share
+    # --- open world across cameras (serve) ---------------------------------------------------------------
+    visitor_windows: int = 30  # a track still unknown after this many windows gets an anonymous visitor id (0 = never)
+    visitor_expire_s: float = 3600.0  # visitor ids are deleted from the gallery this long after they were given
+    retention_s: float = 604800.0  # visitor ids and event-log lines older than this are deleted (7 days)
     # --- supervision -------------------------------------------------------------------------------------
     heartbeat_s: float = 0.5  # every stage publishes stats this often
     stage_timeout_s: float = 3.0  # a stage silent this long is shown as stalled
@@ -98,8 +102,10 @@ class StreamConfig:
         if len(fixed) != len(set(fixed)):
             problems.append("the non-zero ports must differ")
         positive = ("max_window_age_s", "track_timeout_s", "heartbeat_s", "stage_timeout_s", "restart_window_s",
-                    "fps")
+                    "fps", "visitor_expire_s", "retention_s")
         problems += [f"{name} must be > 0" for name in positive if not getattr(self, name) > 0]
+        if self.visitor_windows < 0:
+            problems.append("visitor_windows must be >= 0 (0 = no visitor ids)")
         if self.restart_backoff_s < 0:
             problems.append("restart_backoff_s must be >= 0")
         if not 1 <= self.poll_ms <= 1000:

@@ -1,8 +1,10 @@
 """Terminal dashboard: `DashboardState` (what the supervisor knows) and `render(state) -> Layout` (pure).
 
-Regions: ``header`` (source, model, gallery size, uptime), ``tracks`` (one row per track: identity,
-confidence, windows seen, last update), ``health`` (per stage: state, fps, queue, drops, malformed,
-restarts) and ``footer`` (latency frame -> decision p50/p95, totals, last problem).
+Regions: ``header`` (source, model, gallery size, uptime), ``tracks`` (one row per track: its camera when there
+are cameras, identity (anonymous visitors marked), confidence, windows seen, last update), ``cameras`` (serve: per
+camera frames/s, tracks, last frame; refused keys), ``handovers`` (serve: the latest "visitor-12: cam1 -> cam3 after
+14 s"), ``health`` (per stage and identify worker: state, fps, queue, drops, malformed, restarts) and ``footer``
+(latency frame -> decision p50/p95, totals, last problem).
 The live loop only calls ``live.update(render(state))``; tests render into a captured `Console`.
 """
 from __future__ import annotations
@@ -27,6 +29,8 @@ from stream.messages import DecisionMsg, StatsMsg
 @dataclass
 class TrackRow:
     track: int
+    camera: str = ""
+    anonymous: bool = False
     identity: str = PENDING
     confidence: float = 0.0
     windows: int = 0
@@ -55,7 +59,7 @@ class DashboardState:
     source: str = ""
     model: str = ""
     started: float = field(default_factory=time.time)
-    tracks: dict[int, TrackRow] = field(default_factory=dict)
+    tracks: dict[tuple[str, int], TrackRow] = field(default_factory=dict)  # (camera, track) -> row
     stages: dict[str, StageRow] = field(default_factory=dict)
     latencies_ms: deque = field(default_factory=lambda: deque(maxlen=5000))  # frame published -> decision
     decisions: int = 0
@@ -67,10 +71,18 @@ class DashboardState:
     newest_t_pub: float = 0.0  # newest source frame that has reached a decision (how `cagereid soak` sees recovery)
     stall_s: float = 3.0
     max_rows: int = 24
+    track_timeout_s: float = 3.0
+    ended_tracks: int = 0  # serve: tracks gone quiet (their camera dropped, the walker left) and removed
+    handovers: deque = field(default_factory=lambda: deque(maxlen=4))
+    handover_count: int = 0
+    visitors_purged: int = 0
+    monitor_dropped: int = 0  # serve: messages a slow remote dashboard did not take
+    END_AFTER_S = 30.0  # serve: a track without a decision this long has ended (its row goes)
 
     def on_decision(self, msg: DecisionMsg, now: float | None = None) -> None:
         now = time.time() if now is None else now
-        row = self.tracks.setdefault(msg.track, TrackRow(msg.track))
+        row = self.tracks.setdefault((msg.camera, msg.track), TrackRow(msg.track, msg.camera))
+        row.anonymous = msg.anonymous
         row.identity, row.confidence, row.windows = msg.identity, msg.confidence, msg.windows
         row.score, row.best, row.label, row.last_update = msg.score, msg.best, msg.label, now
         row.latency_ms = (msg.t_decided - msg.t_pub) * 1e3  # frame published -> decision made
@@ -86,6 +98,42 @@ class DashboardState:
         row.last_beat = time.time() if now is None else now
         if msg.info.get("error"):
             self.note(f"{msg.stage}: {msg.info['error']}")
+
+    def on_handover(self, h: dict) -> None:
+        self.handovers.append(h)
+        self.handover_count += 1
+
+    def expire_tracks(self, now: float) -> None:
+        """Serve: rows of tracks without a decision for `END_AFTER_S` go (counted in ``ended_tracks``)."""
+        for key in [k for k, r in self.tracks.items() if now - r.last_update > self.END_AFTER_S]:
+            del self.tracks[key]
+            self.ended_tracks += 1
+
+    def cameras(self, now: float | None = None) -> list[dict]:
+        """Per camera, from the windower's stats: name, frames, frames/s, tracks, seconds since its last frame."""
+        w = self.stages.get("windower")
+        if w is None:
+            return []
+        c = w.counters
+        out = []
+        for key in c:
+            if key.startswith("cam.") and key.endswith(".frames"):
+                name = key[4:-7]
+                out.append({"camera": name, "frames": int(c[key]), "fps": float(c.get(f"cam.{name}.fps", 0)),
+                            "tracks": int(c.get(f"cam.{name}.tracks", 0)), "age": float(c.get(f"cam.{name}.age", 0))})
+        return sorted(out, key=lambda r: r["camera"])
+
+    @property
+    def visitors_given(self) -> int:
+        """Anonymous visitor ids the identify workers enrolled (since each started)."""
+        return int(sum(r.counters.get("visitors", 0) for n, r in self.stages.items() if n.startswith("identify")))
+
+    @property
+    def refused(self) -> tuple[int, int]:
+        """Camera handshakes refused by serve (unknown key), and how many distinct keys."""
+        w = self.stages.get("windower")
+        c = w.counters if w else {}
+        return int(c.get("refused_handshakes", 0)), int(c.get("refused_keys", 0))
 
     def note(self, text: str) -> None:
         if not self.problems or self.problems[-1] != text:
@@ -107,17 +155,22 @@ def _fmt_age(seconds: float) -> str:
     return f"{seconds:.1f}s ago" if seconds < 120 else f"{seconds / 60:.0f}m ago"
 
 
-def _identity_text(identity: str) -> Text:
+def _identity_text(identity: str, anonymous: bool = False) -> Text:
     if identity == PENDING:
         return Text("…  (pending)", style="dim")
     if identity == UNKNOWN:
         return Text("unknown", style="yellow")
+    if anonymous:
+        return Text(f"{identity} (anonymous)", style="bold magenta")
     return Text(identity, style="bold green")
 
 
 def make_tracks(state: DashboardState, now: float) -> Table:
     show_truth = any(r.label for r in state.tracks.values())
+    show_camera = any(r.camera for r in state.tracks.values())
     t = Table(expand=True, show_edge=False, pad_edge=False)
+    if show_camera:
+        t.add_column("camera")
     t.add_column("track", justify="right")
     t.add_column("identity")
     t.add_column("confidence", justify="right")
@@ -127,9 +180,10 @@ def make_tracks(state: DashboardState, now: float) -> Table:
         t.add_column("truth")
     t.add_column("last update", justify="right")
     rows = sorted(state.tracks.values(), key=lambda r: -r.last_update)[: state.max_rows]
-    for r in sorted(rows, key=lambda r: r.track):
+    for r in sorted(rows, key=lambda r: (r.camera, r.track)):
         age = now - r.last_update
-        cells = [str(r.track), _identity_text(r.identity), f"{r.confidence:.0%}", str(r.windows),
+        cells = [Text(r.camera)] if show_camera else []
+        cells += [str(r.track), _identity_text(r.identity, r.anonymous), f"{r.confidence:.0%}", str(r.windows),
                  Text(f"{r.best} {r.score:+.2f}") if r.best else "-"]  # Text: names are never markup
         if show_truth:
             cells.append(Text(r.label or "-"))
@@ -151,7 +205,10 @@ def make_health(state: DashboardState, now: float) -> Table:
     t = Table(expand=True, show_edge=False, pad_edge=False)
     for col in ("stage", "state", "rate/s", "queue", "dropped", "malformed", "restarts"):
         t.add_column(col, justify="left" if col in ("stage", "state") else "right")
-    for name in ("producer", "windower", "identify"):
+    workers = sorted((n for n in state.stages if n.startswith("identify-")), key=lambda n: int(n.split("-")[1]))
+    serve = state.source.startswith("cameras")
+    names = ["windower", "identify", *workers] if serve else ["producer", "windower", "identify", *workers]
+    for name in names:
         r = state.stages.get(name)
         if r is None:
             t.add_row(name, Text("not started", style="dim"), "", "", "", "", "")
@@ -166,11 +223,40 @@ def make_health(state: DashboardState, now: float) -> Table:
             st = Text(f"stalled {now - r.last_beat:.0f}s", style="red")
         else:
             st = Text(r.state, style="green" if r.state == "running" else "")
-        unit = {"producer": "frames", "windower": "frames", "identify": "windows"}[name]
+        unit = {"producer": "frames", "windower": "frames"}.get(name, "windows")
         dropped = sum(c.get(k, 0) for k in ("dropped", "windows_dropped", "frames_lost", "stale"))
         t.add_row(name, st, f"{_rate(c, unit):.0f} {unit}", f"{c.get('queue', 0):.0f}", f"{dropped:.0f}",
                   f"{c.get('malformed', 0):.0f}", str(r.restarts))
     return t
+
+
+def make_cameras(state: DashboardState, now: float) -> Table:
+    t = Table(expand=True, show_edge=False, pad_edge=False)
+    for col in ("camera", "state", "frames/s", "tracks", "last frame"):
+        t.add_column(col, justify="left" if col in ("camera", "state") else "right")
+    for r in state.cameras(now):
+        quiet = r["age"] > state.track_timeout_s
+        st = Text("silent (tracks ended)", style="red") if quiet else Text("streaming", style="green")
+        t.add_row(Text(r["camera"]), st, f"{r['fps']:.0f}", str(r["tracks"]), _fmt_age(r["age"]))
+    if not state.cameras(now):
+        t.add_row(Text("waiting for cameras…", style="dim"), "", "", "", "")
+    return t
+
+
+def make_handovers(state: DashboardState) -> Group:
+    from stream.visitors import handover_text
+
+    refused, keys = state.refused
+    w = state.stages.get("windower")
+    mismatch = int(w.counters.get("camera_mismatch", 0)) if w else 0
+    lines = [Text(f"refused camera handshakes {refused} ({keys} unknown keys)   "
+                  + (f"frames under another camera's name {mismatch}   " if mismatch else "")
+                  + f"handovers {state.handover_count}   ended tracks {state.ended_tracks}   "
+                  f"visitor ids given {state.visitors_given} (purged {state.visitors_purged})",
+                  style="red" if refused or mismatch else "")]
+    for h in reversed(state.handovers):
+        lines.append(Text(handover_text(h), style="magenta" if h.get("anonymous") else "cyan"))
+    return Group(*lines)
 
 
 def make_header(state: DashboardState, now: float) -> Text:
@@ -198,10 +284,18 @@ def render(state: DashboardState, now: float | None = None) -> Layout:
     now = time.time() if now is None else now
     layout = Layout(name="root")
     n_rows = min(len(state.tracks), state.max_rows) or 1
+    n_workers = sum(1 for n in state.stages if n.startswith("identify-"))
+    serve = state.source.startswith("cameras")
+    parts = [Layout(Panel(make_header(state, now)), name="header", size=4),
+             Layout(Panel(make_tracks(state, now), title="tracks"), name="tracks", size=n_rows + 4)]
+    if serve:
+        cams = len(state.cameras(now)) or 1
+        parts += [Layout(Panel(make_cameras(state, now), title="cameras"), name="cameras", size=cams + 4),
+                  Layout(Panel(make_handovers(state), title="handovers"), name="handovers",
+                         size=3 + len(state.handovers))]
     layout.split_column(
-        Layout(Panel(make_header(state, now)), name="header", size=4),
-        Layout(Panel(make_tracks(state, now), title="tracks"), name="tracks", size=n_rows + 4),
-        Layout(Panel(make_health(state, now), title="pipeline health"), name="health", size=7),
+        *parts,
+        Layout(Panel(make_health(state, now), title="pipeline health"), name="health", size=7 + n_workers),
         Layout(Panel(make_footer(state)), name="footer", size=3 + len(state.problems)),
         Layout(name="rest"),  # whatever the terminal has left
     )
@@ -295,6 +389,9 @@ def print_summary(state, console, now: float | None = None) -> None:
 
     now = time.time() if now is None else now
     console.print(Panel(make_tracks(state, now), title="tracks"))
+    if state.source.startswith("cameras"):
+        console.print(Panel(make_cameras(state, now), title="cameras"))
+        console.print(Panel(make_handovers(state), title="handovers"))
     console.print(Panel(make_health(state, now), title="pipeline health"))
     p50, p95 = state.latency()
     console.print(f"decisions {state.decisions}   latency frame→decision p50 {p50:.1f} ms, p95 {p95:.1f} ms   "

@@ -8,6 +8,16 @@ The gallery file is re-read when another process commits to it (enrolment while 
 (`GalleryWatcher`): a locked or slow gallery never holds up the real-time loop, which only swaps in the new
 matcher when one is ready.
 
+Several workers (`cagereid serve --workers N`): each is one such stage ("identify", "identify-1", ...) with its own
+windows address; the windower sends a track's windows always to the same one, so each track's pooling and votes
+live in one process. Tracks are keyed by ``(camera, track)``. With CUDA, worker k runs on GPU ``k mod count``.
+
+Open world (``visitors``, serve): a track still ``unknown`` after ``visitor_windows`` windows is enrolled in the
+shared gallery as an anonymous visitor (`stream.visitors.VisitorDesk`, off the real-time loop: ``visitor-N`` from
+the gallery, its recent window embeddings, ``anonymous=True``); the track is named so at once, and every worker and
+serve process matches the visitor once its gallery watcher has reloaded, so the walker is recognised on another
+camera. Decisions say whether their identity is anonymous.
+
 Models: a checkpoint folder/file written by ``cagereid train`` (loaded with `cages.features.CageExtractor`),
 or ``package.module:factory`` naming a function that returns an object with ``embed(windows (B, f, J, 3))
 -> (B, D)``, ``fingerprint``, ``f`` and ``layout`` (custom encoders, tests).
@@ -26,10 +36,11 @@ import numpy as np
 
 from cages.matcher import RunningMean
 from stream.config import StreamConfig
-from stream.decision import TrackDecider
+from stream.decision import UNKNOWN, TrackDecider
 from stream.errors import StreamError
 from stream.messages import DecisionMsg, MessageError, Window, WindowMsg, decode
 
+TrackKey = tuple[str, int]  # (camera, track): track ids are unique per camera only
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "cages" / "pretrained"  # = cages.pretrained.PATH
 
 
@@ -132,6 +143,8 @@ class Matching:
         self.names = data.names
         self.matcher = Matcher(data.embeddings, data.person, cfg.metric, cfg.reduce) if data.names else None
         self.accept_score = cfg.accept_score if cfg.accept_score is not None else calibrate(data, cfg)
+        anon = getattr(data, "anonymous", None)  # per person (galleries with visitors)
+        self.anonymous = {n for n, a in zip(data.names, anon) if a} if anon is not None else set()
 
 
 class GalleryWatcher:
@@ -228,14 +241,25 @@ class GalleryWatcher:
 class Identifier:
     """The pure part of the stage: windows in, decisions out (model, gallery and deciders, no sockets)."""
 
-    def __init__(self, encoder: Encoder, cfg: StreamConfig, gallery_path: str | Path | None) -> None:
+    def __init__(self, encoder: Encoder, cfg: StreamConfig, gallery_path: str | Path | None,
+                 visitors: bool = False) -> None:
         self.encoder, self.cfg = encoder, cfg
-        self.deciders: dict[int, TrackDecider] = {}
-        self.recent: dict[int, RunningMean] = {}  # track -> mean of its last `pool_windows` embeddings
-        self.last_seen: dict[int, float] = {}
+        self.deciders: dict[TrackKey, TrackDecider] = {}
+        self.recent: dict[TrackKey, RunningMean] = {}  # track -> mean of its last `pool_windows` embeddings
+        self.last_seen: dict[TrackKey, float] = {}
         self.names: list[str] = []
+        self.known: set[str] = set()
+        self.anonymous: set[str] = set()  # gallery names that are anonymous visitors
         self.matcher = None
         self.accept_score: float | None = cfg.accept_score
+        self.raw: dict[TrackKey, deque] = {}  # visitors: the track's recent window embeddings (what a visitor enrols)
+        self.visitor: dict[TrackKey, str] = {}  # tracks named as a new visitor (before the gallery has reloaded)
+        self.visitor_names: set[str] = set()
+        self.desk = None
+        if visitors and gallery_path and cfg.visitor_windows > 0:
+            from stream.visitors import VisitorDesk
+
+            self.desk = VisitorDesk(gallery_path, encoder.fingerprint)
         self.watcher = GalleryWatcher(gallery_path, encoder.fingerprint, cfg) if gallery_path else None
         if self.watcher is not None:
             self.use(self.watcher.load_now())
@@ -245,6 +269,8 @@ class Identifier:
         if m is None:
             return False
         self.names, self.matcher, self.accept_score = m.names, m.matcher, m.accept_score
+        self.known = set(m.names)
+        self.anonymous = set(getattr(m, "anonymous", set()))
         return True
 
     def process(self, batch: list[Window]) -> list[DecisionMsg]:
@@ -252,35 +278,68 @@ class Identifier:
         emb = self.encoder.embed(windows)  # (B, D)
         pooled = np.empty_like(emb, dtype=np.float64)
         for i, m in enumerate(batch):  # the track's running mean over its last `pool_windows` windows
-            pool = self.recent.get(m.track)
+            key = (m.camera, m.track)
+            pool = self.recent.get(key)
             if pool is None:
-                pool = self.recent[m.track] = RunningMean(self.cfg.pool_windows, emb.shape[1])
+                pool = self.recent[key] = RunningMean(self.cfg.pool_windows, emb.shape[1])
             pooled[i] = pool.push(emb[i])
-        emb = pooled
+            if self.desk is not None:
+                self.raw.setdefault(key, deque(maxlen=self.cfg.pool_windows)).append(emb[i])
         if self.matcher is not None:
-            res = self.matcher.match(emb)
+            res = self.matcher.match(pooled)
             best = [self.names[i] for i in res.best]
             score = res.best_score
         else:
             best, score = [None] * len(batch), np.full(len(batch), np.nan)
+        if self.desk is not None:
+            self._take_visitors()
         out = []
         now = time.time()
         for m, b, s in zip(batch, best, score):
-            d = self.deciders.get(m.track)
+            key = (m.camera, m.track)
+            d = self.deciders.get(key)
             if d is None:
-                d = self.deciders[m.track] = TrackDecider.from_config(self.cfg)
-            self.last_seen[m.track] = now
-            dec = d.update(b, float(s), self.accept_score)
+                d = self.deciders[key] = TrackDecider.from_config(self.cfg)
+            self.last_seen[key] = now
+            vote, vote_score = b, float(s)
+            v = self.visitor.get(key)
+            if v and v not in self.known:  # named a visitor ("" = asked for one), the gallery has not reloaded yet
+                vote, vote_score = v, float("inf")
+            dec = d.update(vote, vote_score, self.accept_score)
+            if self.desk is not None and dec.identity == UNKNOWN and v is None \
+                    and d.windows >= self.cfg.visitor_windows and key in self.raw:
+                self.desk.request(key, np.stack(self.raw[key]), f"{m.camera or 'camera'} track {m.track}")
+                self.visitor[key] = ""  # asked: one visitor per track
             out.append(DecisionMsg(track=m.track, identity=dec.identity, confidence=dec.confidence,
                                    windows=dec.windows, score=float(s) if np.isfinite(s) else 0.0, best=b or "",
-                                   t_pub=m.t_pub, t_decided=time.time(), label=m.label))
+                                   t_pub=m.t_pub, t_decided=time.time(), label=m.label, camera=m.camera,
+                                   anonymous=dec.identity in self.anonymous or dec.identity in self.visitor_names))
         return out
+
+    def _take_visitors(self) -> None:
+        """Name the tracks whose visitor enrolment finished: their next votes go to the visitor at once."""
+        for key, name in self.desk.done():
+            if key not in self.deciders or not name:
+                continue
+            self.visitor[key] = name
+            self.visitor_names.add(name)
+            d = self.deciders[key]
+            d.votes.clear()  # the track's unknown votes were about this very person
+            d.identity = name
 
     def expire(self, now: float, keep_s: float = 60.0) -> None:
         for t in [t for t, seen in self.last_seen.items() if now - seen > keep_s]:
             self.deciders.pop(t, None)
             self.recent.pop(t, None)
             self.last_seen.pop(t, None)
+            self.raw.pop(t, None)
+            self.visitor.pop(t, None)
+
+    def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self.desk is not None:
+            self.desk.stop()
 
 
 def receive_windows(frames: list[bytes], f: int, J: int) -> list[Window]:
@@ -291,18 +350,29 @@ def receive_windows(frames: list[bytes], f: int, J: int) -> list[Window]:
     return msg.items()
 
 
+def worker_device(device: str, worker: int) -> str:
+    """``auto`` with CUDA: worker k on GPU ``k mod count`` (one worker per GPU); else the device as given."""
+    if device != "auto":
+        return device
+    import torch
+
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return f"cuda:{worker % n}" if n else "cpu"
+
+
 def run(cfg: StreamConfig, model: str | None, gallery: str | None, windows_bind: str, events_addr: str,
-        control_addr: str | None, keys=None) -> int:
-    """Stage main loop (own process). Reports ``f``, ``layout``, ``fingerprint`` and its bound address."""
+        control_addr: str | None, keys=None, worker: int = 0, visitors: bool = False) -> int:
+    """Stage main loop (own process). Reports ``f``, ``layout``, ``fingerprint`` and its bound address.
+    ``worker``: which identify worker this is (its stage name, its GPU); ``visitors``: the open world."""
     import zmq
 
-    from stream.messages import max_part_bytes
+    from stream.messages import max_part_bytes, worker_name
     from stream.runtime import StageRuntime
 
-    rt = StageRuntime("identify", cfg, events_addr, control_addr, keys)
+    rt = StageRuntime(worker_name(worker), cfg, events_addr, control_addr, keys)
     try:
-        encoder = load_encoder(model, cfg.device)
-        ident = Identifier(encoder, cfg, gallery)
+        encoder = load_encoder(model, worker_device(cfg.device, worker))
+        ident = Identifier(encoder, cfg, gallery, visitors=visitors)
         from pose.layouts import get_layout
 
         J = get_layout(encoder.layout).J
@@ -367,13 +437,16 @@ def run(cfg: StreamConfig, model: str | None, gallery: str | None, windows_bind:
                 last_expire = now
                 ident.expire(now)
             rt.gauges["gallery"] = float(len(ident.names))
+            if ident.desk is not None:
+                rt.gauges["visitors"] = float(ident.desk.enrolled)
+                if ident.desk.error:
+                    rt.info["visitor_error"] = ident.desk.error[:500]
             if ident.accept_score is not None:
                 rt.gauges["accept_score"] = float(ident.accept_score)
             rt.check_control()
             rt.tick()
     finally:
-        if ident.watcher is not None:
-            ident.watcher.stop()
+        ident.close()
         pull.close()
         rt.close()
     return 0

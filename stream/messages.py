@@ -8,7 +8,12 @@ Wire format (ZeroMQ multipart, no pickle anywhere)::
 
 ``decode(frames)`` validates everything (topic, version, header fields and types, dtype whitelist, shape vs
 byte count) and raises `MessageError` for anything malformed, so a stage counts and drops bad input instead of
-crashing. Timestamps are ``time.time()`` seconds (all stages run on one machine).
+crashing. Timestamps are ``time.time()`` seconds (stages on one machine; a remote camera's ``t_capture`` is its own
+clock, ``t_pub`` is replaced by the windower's receive time, so latency never mixes two machines' clocks).
+
+Several cameras (`cagereid serve`): frame, window and decision messages name their ``camera`` (`check_camera`:
+1-64 letters, digits, ``_ . -``; ``""`` for the one-machine `cagereid live`); a track id is unique per camera only,
+so every stage keys tracks by ``(camera, track)``.
 
 >>> m = FrameMsg(seq=0, frame=0, t_capture=1.0, t_pub=1.0, tracks=[3], joints=np.zeros((1, 20, 3), np.float32))
 >>> decode(m.to_frames()).tracks
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -25,7 +31,7 @@ import numpy as np
 
 from stream.errors import StreamError
 
-SCHEMA_VERSION = 2  # 2: frame and window messages carry every track of one source frame
+SCHEMA_VERSION = 3  # 2: frame and window messages carry every track of one source frame; 3: camera names
 _DTYPES = {"float32", "float64", "bool", "int64", "uint8"}
 _MAX_ELEMENTS = 1 << 20  # no legitimate message is bigger than this (a 64-window batch is ~25k values)
 _MAX_HEADER = 64 * 1024
@@ -36,6 +42,9 @@ MAX_INFO = 4096  # one stats info value (an error message)
 MAX_KEYS = 256  # counters / info entries in one stats message
 MAX_TIME = 1e11  # timestamps are time.time() seconds (year ~5100)
 STAGES = ("producer", "windower", "identify")
+MAX_WORKERS = 16  # identify workers of one serve: "identify" (worker 0), "identify-1" .. "identify-15"
+_WORKER = re.compile(r"identify-([1-9]|1[0-5])")
+_CAMERA = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 STATES = ("starting", "ready", "running", "finished", "error")
 COMMANDS = ("stop", "alive")  # "alive": the supervisor's heartbeat; a stage that stops hearing it exits
 
@@ -49,6 +58,37 @@ def max_part_bytes(max_tracks: int, f: int, J: int) -> int:
 
 class MessageError(StreamError):
     """A received message is malformed; the receiver counts it and drops it."""
+
+
+def worker_name(k: int) -> str:
+    """The stage name of identify worker ``k`` (0 = "identify", as with one worker)."""
+    return "identify" if k == 0 else f"identify-{k}"
+
+
+def is_stage(name: str) -> bool:
+    return name in STAGES or bool(_WORKER.fullmatch(name))
+
+
+def is_identify(name: str) -> bool:
+    return name == "identify" or bool(_WORKER.fullmatch(name))
+
+
+def check_camera(name: str, origin: str = "camera name", allow_empty: bool = True) -> str:
+    """A camera name as it travels in messages: 1-64 letters, digits, ``_ . -`` (starting with a letter or digit);
+    ``""`` (the one camera of `cagereid live`) where ``allow_empty``. `MessageError` (a `StreamError`) else."""
+    if isinstance(name, str) and ((name == "" and allow_empty) or _CAMERA.fullmatch(name)):
+        return name
+    raise MessageError(f"{origin}: {str(name)[:80]!r} is not a camera name (1-64 letters, digits, _ . -)")
+
+
+def _camera(head: dict) -> str:
+    return check_camera(_get(head, "camera", str, hi=64), "header field 'camera'")
+
+
+def _bool(head: dict, key: str) -> bool:
+    if not isinstance(head.get(key), bool):
+        raise MessageError(f"header field {key!r} needs true or false")
+    return head[key]
 
 
 def _array_frames(arrays: list[tuple[str, np.ndarray]]) -> tuple[list[dict], list[bytes]]:
@@ -170,6 +210,7 @@ class FrameMsg:
     valid: np.ndarray | None = None  # (T, J) bool; None = where joints are finite
     producer: str = ""  # producer instance id (a restarted producer gets a new one)
     labels: list[str] | None = None  # (T,) ground truth names when the source knows them (synthetic demo), else ""
+    camera: str = ""  # the camera's name (`cagereid camera --name`); "" for the one camera of `cagereid live`
 
     def __post_init__(self) -> None:
         if self.labels is None:
@@ -180,7 +221,7 @@ class FrameMsg:
         valid = np.isfinite(joints).all(-1) if self.valid is None else self.valid
         return _pack(self.TOPIC, {"seq": self.seq, "frame": self.frame, "t_capture": self.t_capture,
                                   "t_pub": self.t_pub, "tracks": [int(t) for t in self.tracks],
-                                  "producer": self.producer, "labels": list(self.labels)},
+                                  "producer": self.producer, "labels": list(self.labels), "camera": self.camera},
                      [("joints", joints), ("valid", np.asarray(valid, bool))])
 
     @classmethod
@@ -197,7 +238,7 @@ class FrameMsg:
         return cls(seq=_get(head, "seq", int, 0), frame=_get(head, "frame", int, 0),
                    t_capture=_get(head, "t_capture", float, -MAX_TIME, MAX_TIME), t_pub=_time(head, "t_pub"),
                    tracks=tracks, joints=joints, valid=valid,
-                   producer=_get(head, "producer", str), labels=_list(head, "labels", n, str))
+                   producer=_get(head, "producer", str), labels=_list(head, "labels", n, str), camera=_camera(head))
 
 
 @dataclass
@@ -209,6 +250,7 @@ class Window:
     t_pub: float  # publish time of the newest frame (latency origin)
     window: np.ndarray  # (f, J, 3) float32, finite
     label: str = ""
+    camera: str = ""
 
 
 @dataclass
@@ -221,6 +263,7 @@ class WindowMsg:
     tracks: list[int]  # (K,)
     windows: np.ndarray  # (K, f, J, 3) float32, finite
     labels: list[str] | None = None  # (K,); None = all ""
+    camera: str = ""  # the camera of that frame (one frame, one camera)
 
     def __post_init__(self) -> None:
         if self.labels is None:
@@ -228,15 +271,20 @@ class WindowMsg:
 
     @classmethod
     def of(cls, windows: list[Window]) -> "WindowMsg":
+        if len({w.camera for w in windows}) > 1:
+            raise ValueError("one window message holds the windows of one camera")
         return cls(frame=windows[-1].frame, t_pub=windows[-1].t_pub, tracks=[w.track for w in windows],
-                   windows=np.stack([w.window for w in windows]), labels=[w.label for w in windows])
+                   windows=np.stack([w.window for w in windows]), labels=[w.label for w in windows],
+                   camera=windows[0].camera)
 
     def items(self) -> list[Window]:
-        return [Window(t, self.frame, self.t_pub, w, lab) for t, w, lab in zip(self.tracks, self.windows, self.labels)]
+        return [Window(t, self.frame, self.t_pub, w, lab, self.camera)
+                for t, w, lab in zip(self.tracks, self.windows, self.labels)]
 
     def to_frames(self) -> list[bytes]:
         return _pack(self.TOPIC, {"frame": self.frame, "t_pub": self.t_pub, "tracks": [int(t) for t in self.tracks],
-                                  "labels": list(self.labels)}, [("windows", np.asarray(self.windows, np.float32))])
+                                  "labels": list(self.labels), "camera": self.camera},
+                     [("windows", np.asarray(self.windows, np.float32))])
 
     @classmethod
     def from_head(cls, head: dict, arrays: dict) -> "WindowMsg":
@@ -248,7 +296,7 @@ class WindowMsg:
         if len(set(tracks)) != n:
             raise MessageError("window message lists a track twice")
         return cls(frame=_get(head, "frame", int, 0), t_pub=_time(head, "t_pub"),
-                   tracks=tracks, windows=w, labels=_list(head, "labels", n, str))
+                   tracks=tracks, windows=w, labels=_list(head, "labels", n, str), camera=_camera(head))
 
 
 @dataclass
@@ -265,10 +313,12 @@ class DecisionMsg:
     t_pub: float  # publish time of the newest frame of the newest window
     t_decided: float
     label: str = ""  # ground truth carried from the source, "" if unknown
+    camera: str = ""  # the track's camera ("" with one camera): tracks are (camera, track)
+    anonymous: bool = False  # `identity` is an anonymous visitor id (open world), not an enrolled name
 
     def to_frames(self) -> list[bytes]:
         head = {k: getattr(self, k) for k in ("track", "identity", "confidence", "windows", "score", "best",
-                                               "t_pub", "t_decided", "label")}
+                                               "t_pub", "t_decided", "label", "camera", "anonymous")}
         return _pack(self.TOPIC, head)
 
     @classmethod
@@ -276,7 +326,8 @@ class DecisionMsg:
         return cls(track=_get(head, "track", int, 0, MAX_TRACK), identity=_get(head, "identity", str),
                    confidence=_get(head, "confidence", float, 0.0, 1.0), windows=_get(head, "windows", int, 0),
                    score=_get(head, "score", float, -1e6, 1e6), best=_get(head, "best", str),
-                   t_pub=_time(head, "t_pub"), t_decided=_time(head, "t_decided"), label=_get(head, "label", str))
+                   t_pub=_time(head, "t_pub"), t_decided=_time(head, "t_decided"), label=_get(head, "label", str),
+                   camera=_camera(head), anonymous=_bool(head, "anonymous"))
 
 
 @dataclass
@@ -308,7 +359,7 @@ class StatsMsg:
         counters = {k: _check_value(f"counters.{k[:20]}", v, float, -1e15, 1e15) for k, v in counters.items()}
         info = {k: _check_value(f"info.{k[:20]}", v, str, hi=MAX_INFO) for k, v in info.items()}
         stage, state = _get(head, "stage", str), _get(head, "state", str)
-        if stage not in STAGES or state not in STATES:
+        if not is_stage(stage) or state not in STATES:
             raise MessageError(f"unknown stage/state {stage[:20]!r}/{state[:20]!r}")
         return cls(stage=stage, pid=_get(head, "pid", int, 1, 2**31), state=state, t=_time(head, "t"),
                    counters=counters, info=info)

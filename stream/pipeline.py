@@ -17,6 +17,13 @@ Every bus is CURVE-encrypted with keys made for this run and admits only the run
 (`stream.security`); the supervisor believes a stats message only from the stage it names and a decision only
 from identify. Stages die with the supervisor (parent-death signal, and the "alive" heartbeat on the control
 bus). A stage that dies more than ``restart_budget`` times within ``restart_window_s`` ends the run (`failed`).
+
+Serve (`cagereid serve`, ``source=None``): no producer stage; the windower binds the frames bus on ``frames_bind``
+for remote cameras (`cagereid camera`), with serve's long-lived key pair and the allowed camera keys
+(``camera_keys``) or, without keys, plain TCP on 127.0.0.1 only; ``workers`` identify workers ("identify",
+"identify-1", ...) each bind their own windows address and the windower routes each track to one of them. Decisions
+from every worker reach the supervisor, which also tracks handovers between cameras (`stream.visitors.Handovers`)
+and, with ``visitors``, deletes expired visitor ids from the gallery every `PURGE_EVERY_S`.
 """
 from __future__ import annotations
 
@@ -33,9 +40,21 @@ from stream import security
 from stream.config import StreamConfig
 from stream.dashboard import DashboardState, StageRow
 from stream.errors import StreamError
-from stream.messages import _MAX_HEADER, ControlMsg, DecisionMsg, MessageError, NamesMsg, StatsMsg, decode
+from stream.messages import (
+    _MAX_HEADER,
+    MAX_WORKERS,
+    ControlMsg,
+    DecisionMsg,
+    MessageError,
+    NamesMsg,
+    StatsMsg,
+    decode,
+    is_identify,
+    worker_name,
+)
 
 STAGES = ("identify", "windower", "producer")
+PURGE_EVERY_S = 60.0
 STABLE_S = 10.0  # a stage that ran this long before dying is restarted at once (no back-off)
 PRELOAD = ["numpy", "zmq", "torch", "stream.runtime", "stream.producer", "stream.windower", "stream.identify",
            "cages.features", "cages.matcher"]
@@ -56,7 +75,7 @@ def _release_fork_server() -> None:
         pass  # the "alive" heartbeat on the control bus still stops an orphan
 
 
-def _stage_main(name: str, kwargs: dict, parent_pid: int) -> int:
+def _stage_main(name: str, kwargs: dict, parent_pid: int, module: str | None = None) -> int:
     """Process entry point (importable, so the fork server can find it). The keys in ``kwargs`` arrive through
     the fork server's socket, never on a command line or in the environment."""
     import importlib
@@ -67,7 +86,7 @@ def _stage_main(name: str, kwargs: dict, parent_pid: int) -> int:
     _release_fork_server()
     die_with_parent(parent_pid)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    mod = importlib.import_module(f"stream.{name}")
+    mod = importlib.import_module(f"stream.{module or name}")
     sys.exit(mod.run(**kwargs))
 
 
@@ -83,11 +102,15 @@ class StageProc:
     started_at: float = 0.0
     quick_deaths: int = 0  # deaths in a row less than STABLE_S after a start
 
+    @property
+    def module(self) -> str:
+        return "identify" if is_identify(self.name) else self.name
+
 
 @dataclass
 class Pipeline:
     cfg: StreamConfig
-    source: str
+    source: str | None  # None: serve (frames come from remote cameras)
     model: str | None = None
     gallery: str | Path | None = None
     realtime: bool = True
@@ -95,6 +118,12 @@ class Pipeline:
     state: DashboardState = field(default_factory=DashboardState)
     extra_peers: tuple[str, ...] = ()  # tests and `cagereid soak`: authenticated fault injectors (`peer_socket`)
     overlay: dict | None = None  # live overlay {"path": video or None, "show": bool}: drawn by the producer
+    workers: int = 1  # identify workers
+    frames_bind: str | None = None  # serve: where cameras connect (tcp://HOST:PORT)
+    camera_keys: tuple | None = None  # serve: (server KeyPair, {camera public key: name}); None = plain, loopback
+    visitors: bool = False  # open world: anonymous visitor ids in the gallery
+    monitor_bind: str | None = None  # serve: where remote dashboards attach (`stream.monitor`)
+    monitor_keys: tuple | None = None  # (server KeyPair, {viewer public key: name}); None = plain, loopback
 
     def __post_init__(self) -> None:
         self.ctx = zmq.Context()
@@ -107,9 +136,22 @@ class Pipeline:
         self.procs: dict[str, StageProc] = {}
         self.f: int | None = None
         self.J: int | None = None
-        self.state.source = str(self.source)
+        if not 1 <= self.workers <= MAX_WORKERS:
+            raise StreamError(f"--workers must be 1..{MAX_WORKERS}, not {self.workers}")
+        self.serve = self.source is None
+        self.state.source = str(self.source) if not self.serve else f"cameras -> {self.frames_bind}"
         self.state.stall_s = self.cfg.stage_timeout_s
-        self.keys = security.RunKeys.generate(tuple(self.extra_peers))
+        self.state.track_timeout_s = self.cfg.track_timeout_s
+        server, cameras = self.camera_keys if self.camera_keys else (None, None)
+        self.keys = security.RunKeys.generate(tuple(self.extra_peers), self.workers, server, cameras,
+                                              plain_frames=self.serve and not self.camera_keys)
+        from stream.visitors import Handovers
+
+        self.handovers = Handovers()
+        self.handover_listeners: list = []  # callables fed every handover record (e.g. EventLog.handover)
+        self._last_purge = 0.0
+        self._purge_thread = None
+        self.monitor: zmq.Socket | None = None  # serve: remote dashboards (`_bind_monitor`, at start)
         self.failed: str | None = None  # why the run gave up (restart budget spent); None while healthy
         self._started = False
         self._last_alive = 0.0
@@ -130,11 +172,16 @@ class Pipeline:
         self.events.setsockopt(zmq.RCVHWM, c.events_hwm)
         self.events.setsockopt(zmq.SUBSCRIBE, b"")
         self.control = self._bind(zmq.PUB, "control", mine)
+        self.monitor = self._bind_monitor() if self.monitor_bind else None
         common = dict(cfg=c, events_addr=self.addr["events"], control_addr=self.addr["control"])
-        self.procs["identify"] = StageProc("identify", dict(common, model=self.model, windows_bind=self.addr["windows"],
-                                                            gallery=str(self.gallery) if self.gallery else None))
-        self._spawn("identify")
-        self._wait(lambda: self._running("identify"), timeout_s, "the encoder to load")
+        workers = [worker_name(k) for k in range(self.workers)]
+        for k, name in enumerate(workers):
+            bind = self.addr["windows"] if k == 0 else c.address(0)
+            self.procs[name] = StageProc(name, dict(common, model=self.model, windows_bind=bind, worker=k,
+                                                    visitors=self.visitors,
+                                                    gallery=str(self.gallery) if self.gallery else None))
+            self._spawn(name)
+        self._wait(lambda: all(self._running(n) for n in workers), timeout_s, "the encoder to load")
         info = self._info("identify")
         self.f = int(info["f"])
         if c.f and c.f != self.f:
@@ -144,16 +191,25 @@ class Pipeline:
 
         layout = info.get("layout") or c.layout  # the producer sends, and the windower expects, the model's layout
         self.J = get_layout(layout).J
-        self.addr["windows"] = self.procs["identify"].kwargs["windows_bind"] = info["address"]  # port 0 -> picked
+        targets = []
+        for name in workers:  # port 0 -> picked
+            addr = self.procs[name].kwargs["windows_bind"] = self._info(name)["address"]
+            targets.append(addr)
+        self.addr["windows"] = targets[0]
         common["cfg"] = c.with_overrides(layout=layout)  # the windower fills missing joints by the model's layout
-        self.procs["windower"] = StageProc("windower", dict(common, f=self.f, J=self.J, frames_bind=self.addr["frames"],
-                                                            windows_connect=self.addr["windows"]))
+        frames_bind = self.frames_bind or self.addr["frames"]
+        self.procs["windower"] = StageProc("windower", dict(common, f=self.f, J=self.J, frames_bind=frames_bind,
+                                                            windows_connect=targets if self.serve else targets[0],
+                                                            serve=self.serve))
         self._spawn("windower")
         self._wait(lambda: self._running("windower"), timeout_s, "the windower")
         self.addr["frames"] = self.procs["windower"].kwargs["frames_bind"] = self._info("windower")["address"]
-        self.procs["producer"] = StageProc("producer", dict(common, source=str(self.source), realtime=self.realtime,
-                                                            frames_connect=self.addr["frames"], overlay=self.overlay))
-        self._spawn("producer")
+        if not self.serve:
+            self.procs["producer"] = StageProc("producer", dict(common, source=str(self.source),
+                                                                realtime=self.realtime,
+                                                                frames_connect=self.addr["frames"],
+                                                                overlay=self.overlay))
+            self._spawn("producer")
         self._started = True
         return self
 
@@ -174,6 +230,38 @@ class Pipeline:
                             f"set {bus}_port to a free port or 0") from None
         return sock
 
+    def _bind_monitor(self) -> zmq.Socket:
+        """Serve: a PUB socket that republishes every accepted decision and stats message for remote dashboards
+        (`cagereid dashboard`): CURVE with serve's key pair admitting the ``--viewers`` keys, or plain TCP on a
+        loopback address."""
+        sock = self.ctx.socket(zmq.PUB)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDHWM, self.cfg.events_hwm)
+        if self.monitor_keys:
+            server, viewers = self.monitor_keys
+            self.auth.allow["monitor"] = dict(viewers)
+            security.serve(sock, security.StageKeys("supervisor", server, {}, {"monitor": server}), "monitor",
+                           _MAX_HEADER)
+        try:
+            host, port = self.monitor_bind.rsplit(":", 1)
+            if port == "0":
+                self.addr["monitor"] = f"{host}:{sock.bind_to_random_port(host)}"
+            else:
+                sock.bind(self.monitor_bind)
+                self.addr["monitor"] = self.monitor_bind
+        except zmq.ZMQError as exc:
+            sock.close(linger=0)
+            self.stop()
+            raise StreamError(f"cannot bind the dashboard address {self.monitor_bind} ({exc})") from None
+        return sock
+
+    def _forward(self, frames: list[bytes]) -> None:
+        if self.monitor is not None:
+            try:
+                self.monitor.send_multipart(frames, flags=zmq.NOBLOCK)
+            except zmq.ZMQError:
+                self.state.monitor_dropped += 1
+
     def peer_socket(self, kind: int, bus: str, name: str, max_part: int = 1 << 24) -> zmq.Socket:
         """A socket connected to ``bus`` with the keys of extra peer ``name`` (tests, `cagereid soak`)."""
         sock = self.ctx.socket(kind)
@@ -189,8 +277,8 @@ class Pipeline:
             sp.kwargs["track_offset"] = 100000 * sp.restarts  # new tracker ids never continue old tracks
             self._names_dirty = bool(self._names)  # a new producer learns the names at once
         sp.kwargs["keys"] = self.keys.for_stage(name)
-        sp.proc = self.mp.Process(target=_stage_main, args=(name, sp.kwargs, os.getpid()), name=f"cagereid-{name}",
-                                  daemon=True)
+        sp.proc = self.mp.Process(target=_stage_main, args=(name, sp.kwargs, os.getpid(), sp.module),
+                                  name=f"cagereid-{name}", daemon=True)
         sp.proc.start()
         sp.started_at = time.time()
         row = self.state.stages.setdefault(name, StageRow(name))
@@ -276,18 +364,26 @@ class Pipeline:
         except MessageError:
             self.state.malformed_events += 1
             return "malformed"
-        if (isinstance(msg, DecisionMsg) and peer != "identify") or (isinstance(msg, StatsMsg) and peer != msg.stage):
+        if (isinstance(msg, DecisionMsg) and not is_identify(peer)) or (isinstance(msg, StatsMsg) and peer != msg.stage):
             self.state.spoofed_events += 1
             return "spoofed"
         if isinstance(msg, DecisionMsg):
             self.state.on_decision(msg)
+            self._forward(frames)
             for listener in self.decision_listeners:
                 listener(msg)
+            if self.serve:
+                h = self.handovers(msg)
+                if h is not None:
+                    self.state.on_handover(h)
+                    for listener in self.handover_listeners:
+                        listener(h)
             return "decision"
         sp = self.procs.get(msg.stage)
         if sp is not None and sp.proc is not None and msg.pid != sp.proc.pid:
             return "late"  # a late heartbeat of a process that was replaced
         self.state.on_stats(msg)
+        self._forward(frames)
         if msg.stage == "producer" and msg.state == "finished" and sp is not None:
             sp.finished = True
         return "stats"
@@ -300,6 +396,9 @@ class Pipeline:
         `failed` (the reason names the stage and its last error)."""
         now = time.time()
         c = self.cfg
+        if self.serve:
+            self.state.expire_tracks(now)
+            self._purge(now)
         for name, sp in self.procs.items():
             row = self.state.stages.setdefault(name, StageRow(name))
             if sp.proc is None or sp.proc.is_alive():
@@ -325,6 +424,31 @@ class Pipeline:
             if self.restart and self.failed is None and now - sp.died_at >= self._backoff(sp):
                 sp.restarts += 1
                 self._spawn(name)
+
+    def _purge(self, now: float) -> None:
+        """Serve with visitors: delete expired visitor ids (a thread: the database may be slow or away)."""
+        if not (self.visitors and self.gallery) or now - self._last_purge < PURGE_EVERY_S:
+            return
+        if self._purge_thread is not None and self._purge_thread.is_alive():
+            return
+        self._last_purge = now
+        import threading
+
+        from stream.visitors import purge_visitors
+
+        older = min(self.cfg.visitor_expire_s, self.cfg.retention_s)
+
+        def work() -> None:
+            try:
+                from stream.gallery import gallery_exists
+
+                if gallery_exists(self.gallery):
+                    self.state.visitors_purged += purge_visitors(self.gallery, older)
+            except Exception as exc:  # noqa: BLE001 - shown on the dashboard; tried again in a minute
+                self.state.note(f"visitor purge: {exc}")
+
+        self._purge_thread = threading.Thread(target=work, name="visitor-purge", daemon=True)
+        self._purge_thread.start()
 
     def _backoff(self, sp: StageProc) -> float:
         return 0.0 if sp.quick_deaths == 0 else self.cfg.restart_backoff_s * 2 ** (sp.quick_deaths - 1)
@@ -352,9 +476,10 @@ class Pipeline:
                 if sp.proc.is_alive():
                     sp.proc.kill()
                     sp.proc.join(1.0)
-        for s in ("events", "control"):
-            if hasattr(self, s):
-                getattr(self, s).close(linger=0)
+        for s in ("events", "control", "monitor"):
+            sock = getattr(self, s, None)
+            if sock is not None:
+                sock.close(linger=0)
         if hasattr(self, "auth"):
             self.auth.stop()
         self.ctx.term()

@@ -262,7 +262,6 @@ def run(cfg: StreamConfig, source: str, frames_connect: str, events_addr: str, c
     """
     import zmq
 
-    from stream.messages import FrameMsg
     from stream.runtime import StageError, StageRuntime
 
     rt = StageRuntime("producer", cfg, events_addr, control_addr, keys, names=bool(overlay))
@@ -272,6 +271,22 @@ def run(cfg: StreamConfig, source: str, frames_connect: str, events_addr: str, c
         return rt.fail(exc)
     push.setsockopt(zmq.SNDHWM, cfg.frames_hwm)
     push.setsockopt(zmq.LINGER, 1000)
+    try:
+        return publish(rt, push, cfg, source, realtime, track_offset, overlay)
+    finally:
+        push.close()
+        rt.close()
+
+
+def publish(rt, push, cfg: StreamConfig, source: str, realtime: bool = True, track_offset: int = 0,
+            overlay: dict | None = None, camera: str = "") -> int:
+    """Read ``source`` and send one `FrameMsg` per source frame on ``push`` (never blocking: a full queue or no
+    connected peer drops the frame, counted ``dropped``). ``rt`` is the stage's `StageRuntime` (or a camera's
+    `stream.cmd_camera.CameraRuntime`): counters, control, heartbeats. Returns the exit status."""
+    import zmq
+
+    from stream.messages import FrameMsg
+
     producer_id = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
     rt.info.update(source=str(source), producer=producer_id)
     status = 0
@@ -316,7 +331,7 @@ def run(cfg: StreamConfig, source: str, frames_connect: str, events_addr: str, c
             msg = FrameMsg(seq=seq, frame=group[0].frame, t_capture=t_capture, t_pub=time.time(),
                            tracks=[o.track + track_offset for o in group], joints=np.stack([o.joints for o in group]),
                            valid=np.stack([o.valid for o in group]), producer=producer_id,
-                           labels=[o.label for o in group])
+                           labels=[o.label for o in group], camera=camera)
             seq += 1
             try:
                 push.send_multipart(msg.to_frames(), flags=zmq.NOBLOCK)
@@ -340,6 +355,4 @@ def run(cfg: StreamConfig, source: str, frames_connect: str, events_addr: str, c
         for _ in range(2):  # the final state must reach the supervisor
             rt.tick(force=True)
             time.sleep(0.05)
-        push.close()
-        rt.close()
     return status

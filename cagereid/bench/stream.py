@@ -14,6 +14,12 @@ decisions. Prints three tables:
    --source VIDEO`` does (detector, tracker, MediaPipe in parallel pose workers, then the same stages), for
    ``--video-seconds``: frames/s of the producer and frame published -> decision p50/p95. A frame is published
    once its poses are done, so frame captured -> decision adds about one frame's pose time (1 / frames/s).
+5. Several cameras (``--cameras 1,2,4,8 --workers 1,2``, only this table then): `cagereid serve` (windower + N
+   identify workers + supervisor) fed by that many `cagereid camera` processes over TCP on 127.0.0.1 (plain: the
+   frames bus without keys), each replaying ``--tracks-per-camera`` synthetic walkers at 30 fps (stride from the
+   config, 3): frame published by the camera -> decision p50/p95 over ``--seconds`` after every camera's tracks
+   have decisions (start-up not timed), windows/s, losses, and the load average during the run (this machine's
+   cores are shared: the cameras run here too).
 """
 from __future__ import annotations
 
@@ -24,7 +30,7 @@ from pathlib import Path
 from cagereid.bench import show
 
 HELP = ("Live pipeline: frame->decision latency p50/p95 and windows/s for 1/4/16/64 tracks and a real video, "
-        "ZeroMQ hop, encoder batch")
+        "ZeroMQ hop, encoder batch; --cameras: serve fed by 1/2/4/8 camera processes, 1 or 2 identify workers")
 
 
 
@@ -38,6 +44,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a real video for the pose-in-the-loop row, e.g. ../shared/data/video/opencv_vtest.avi "
                         "(default: no such row)")
     p.add_argument("--video-seconds", type=float, default=30.0, help="seconds of the real-video run (default: 30)")
+    p.add_argument("--cameras", default=None, metavar="N,N,...",
+                   help="only the several-cameras table: serve fed by this many camera processes, e.g. 1,2,4,8")
+    p.add_argument("--workers", default="1", metavar="N,N,...", help="identify workers for --cameras (default: 1)")
+    p.add_argument("--tracks-per-camera", type=int, default=8, help="walkers per camera for --cameras (default: 8)")
 
 
 def _pct(a, q):
@@ -192,6 +202,84 @@ def bench_video(model: str | None, video: str, seconds: float) -> dict:
             "p50_ms": _pct(lat, 50), "p95_ms": _pct(lat, 95)}
 
 
+def bench_cameras(model: str | None, cameras: int, workers: int, tracks: int, seconds: float,
+                  stride: int | None) -> dict:
+    """serve + ``cameras`` `cagereid camera` processes (synthetic walkers, 30 fps) for ``seconds`` after warm-up."""
+    import os
+    import subprocess
+    import sys
+
+    from stream.config import load_config
+    from stream.pipeline import Pipeline
+
+    cfg = load_config()
+    if stride:
+        cfg = cfg.with_overrides(stride=stride)
+    env = dict(os.environ, OMP_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[2]), *sys.path]))
+    procs = []
+    with Pipeline(cfg, None, model=model, gallery=None, workers=workers, frames_bind="tcp://127.0.0.1:0") as pipe:
+        pipe.start()
+        port = pipe.addr["frames"].rsplit(":", 1)[1]
+        try:
+            for k in range(cameras):
+                src = f"synthetic:people={tracks},frames=600,walks=0,walk_seed={1000 + 17 * k}"
+                procs.append(subprocess.Popen(
+                    [sys.executable, "-m", "cagereid", "camera", "--source", src, "--connect", f"127.0.0.1:{port}",
+                     "--name", f"cam{k + 1}", "--quiet", "--layout", cfg.layout, "--fps", str(cfg.fps)],
+                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            names = {f"cam{k + 1}" for k in range(cameras)}
+            pipe.run_until(lambda: {r.camera for r in pipe.state.tracks.values()} >= names, 120)  # start-up: not timed
+            pipe.run_until(lambda: False, 2.0)
+            st = pipe.state.stages
+
+            def total(key):
+                return sum(r.counters.get(key, 0) for n, r in st.items() if n == "windower" or n.startswith("identify"))
+
+            keys = ("windows_dropped", "frames_lost", "stale", "dropped")
+            before = {k: total(k) for k in (*keys, "windows")}
+            pipe.state.latencies_ms.clear()
+            d0, t0, load0 = pipe.state.decisions, time.time(), os.getloadavg()[0]
+            pipe.run_until(lambda: False, seconds)
+            wall = time.time() - t0
+            decisions = pipe.state.decisions - d0
+            lat = list(pipe.state.latencies_ms)
+            lost = sum(total(k) - before[k] for k in keys)
+            load = (load0 + os.getloadavg()[0]) / 2
+        finally:
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+    return {"cameras": cameras, "tracks": cameras * tracks, "workers": workers, "decisions": decisions,
+            "windows_per_s": decisions / max(wall, 1e-9), "p50_ms": _pct(lat, 50), "p95_ms": _pct(lat, 95),
+            "lost": int(lost), "load": load}
+
+
+def run_cameras(args, console, steps) -> int:
+    from rich.table import Table
+
+    cams = [int(n) for n in args.cameras.split(",") if n]
+    workers = [int(n) for n in args.workers.split(",") if n]
+    t = Table(title=f"several cameras: serve + camera processes, {args.tracks_per_camera} walkers each at 30 fps, "
+                    "frame published by the camera -> decision")
+    for col in ("cameras", "tracks", "workers", "decisions/s", "p50 ms", "p95 ms", "lost", "load avg"):
+        t.add_column(col)
+    for w in workers:
+        for n in cams:
+            steps.start()
+            r = bench_cameras(args.model, n, w, args.tracks_per_camera, args.seconds, args.stride)
+            steps.done(f"{n} camera(s), {w} worker(s)")
+            t.add_row(str(n), str(r["tracks"]), str(w), f"{r['windows_per_s']:.0f}", f"{r['p50_ms']:.1f}",
+                      f"{r['p95_ms']:.1f}", str(r["lost"]), f"{r['load']:.1f}")
+            console.print(f"  {n} cameras x {args.tracks_per_camera} tracks, {w} workers: p95 {r['p95_ms']:.1f} ms")
+    show(console, t)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     import os
     import platform
@@ -204,6 +292,9 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     console.print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
                   f"model {args.model or 'cages/pretrained'}")
+    if args.cameras:
+        n = len([c for c in args.cameras.split(",") if c]) * len([w for w in args.workers.split(",") if w])
+        return run_cameras(args, console, Steps(n, stderr_say(args.quiet)))
     n_e2e = 0 if args.skip_e2e else len(args.tracks.split(",")) + 1
     steps = Steps(2 + n_e2e + (1 if args.video and not args.skip_e2e else 0), stderr_say(args.quiet))
     hops = {"plain": bench_hop(), "CURVE + ZAP (the pipeline's buses)": bench_hop(curve=True)}

@@ -68,7 +68,7 @@ def test_identities_malformed_input_and_producer_restart(tmp_path):
         n = pipe.state.decisions
         # the restarted producer's walkers are new tracks (ids offset): let them collect ~20 windows each
         assert pipe.run_until(lambda: pipe.state.decisions >= n + 80, 30), "no decisions after the restart"
-        assert min(pipe.state.tracks) < 100000 <= max(pipe.state.tracks)
+        assert min(r.track for r in pipe.state.tracks.values()) < 100000 <= max(r.track for r in pipe.state.tracks.values())
         assert {n: pipe.procs[n].proc.pid for n in ("windower", "identify")} == pids
         assert all(pipe.procs[n].proc.is_alive() for n in ("windower", "identify"))
 

@@ -50,7 +50,7 @@ def test_joint_never_seen_makes_windows_incomplete_and_timeout_resets():
     assert w.incomplete == 3
     w.add(frame(1, 5), now=0.05)
     w.expire(now=5.0)
-    assert 1 not in w.tracks
+    assert ("", 1) not in w.tracks
 
 
 def test_a_frame_with_another_joint_count_is_refused_and_changes_nothing():
@@ -61,7 +61,7 @@ def test_a_frame_with_another_joint_count_is_refused_and_changes_nothing():
     odd = FrameMsg(seq=1, frame=1, t_capture=0.0, t_pub=0.0, tracks=[1], joints=np.zeros((1, 7, 3), np.float32))
     with pytest.raises(MessageError):
         w.add(odd, now=0.01)
-    assert len(w.tracks[1].frames) == 1
+    assert len(w.tracks[("", 1)].frames) == 1
 
 
 def test_one_source_frame_of_many_tracks_gives_their_windows_together():
@@ -95,7 +95,7 @@ def test_the_joint_count_comes_from_the_model_not_from_the_first_frame():
         w.add(odd, now=0.0)
     for i in range(3):
         w.add(frame(1, i), now=0.01 * i)
-    assert len(w.tracks[1].frames) == 3 and 99 not in w.tracks
+    assert len(w.tracks[("", 1)].frames) == 3 and ("", 99) not in w.tracks
 
 
 def test_with_the_layout_a_joint_never_seen_is_filled_and_only_a_missing_root_breaks_windows():
