@@ -268,6 +268,14 @@ def _camera(name, source, port, keys=None, server_key=None):
     return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.fixture()
+def spawned():
+    """Every camera/serve process a test starts goes in here; all are stopped at teardown, pass or fail."""
+    procs = []
+    yield procs
+    _stop(*procs)
+
+
 def _rows(pipe, camera, label=None):
     return [r for r in pipe.state.tracks.values() if r.camera == camera and (label is None or r.label == label)]
 
@@ -290,7 +298,7 @@ def _stop(*procs):
 
 
 @pytest.mark.slow
-def test_two_cameras_over_curve_enrolled_and_visitor_named_on_the_second_camera_wrong_key_refused(tmp_path):
+def test_two_cameras_over_curve_enrolled_and_visitor_named_on_the_second_camera_wrong_key_refused(tmp_path, spawned):
     from stream.gallery import open_gallery
     from stream.pipeline import Pipeline
 
@@ -308,7 +316,7 @@ def test_two_cameras_over_curve_enrolled_and_visitor_named_on_the_second_camera_
     # the fake encoder's embedding is bone lengths in dm: walks of one walker lie within ~0.6 of each other, ana and
     # eli ~1.7 apart (people=6, seed=0); a fixed acceptance distance of 1.0 keeps the test independent of calibration
     cfg = StreamConfig(heartbeat_s=0.2, visitor_windows=20, accept_score=-1.0)
-    procs = []
+    procs = spawned
     from stream.monitor import Monitor
 
     with Pipeline(cfg, None, model=FAKE, gallery=gallery, workers=2, frames_bind="tcp://127.0.0.1:0",
@@ -326,7 +334,7 @@ def test_two_cameras_over_curve_enrolled_and_visitor_named_on_the_second_camera_
         procs.append(_camera("cam3", "synthetic:people=6,ids=1,frames=900", port, other, keys / "serve.key"))
         # an allowed key (cam2's) claiming to be cam1: its frames are dropped and counted, never shown as cam1's
         procs.append(_camera("cam1", "synthetic:people=6,ids=2,frames=900", port, tmp_path / "cam2", keys / "serve.key"))
-        ticks = lambda: (viewer.poll(0), snoop.poll(0))  # noqa: E731
+        ticks = lambda: (viewer.poll(0), snoop.poll(0))
         assert pipe.run_until(lambda: (_named(pipe, "cam1", "eli") or "").startswith("visitor-")
                               and _named(pipe, "cam1", "ana") == "ana", 60, ticks), \
             [(r.camera, r.label, r.identity, r.windows) for r in pipe.state.tracks.values()]
@@ -375,7 +383,7 @@ def _free_port():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("keyed", [False, True], ids=["plain", "curve"])
-def test_camera_drop_and_reconnect_and_serve_restart(tmp_path, keyed):
+def test_camera_drop_and_reconnect_and_serve_restart(tmp_path, keyed, spawned):
     from stream.gallery import open_gallery
     from stream.pipeline import Pipeline
 
@@ -393,7 +401,8 @@ def test_camera_drop_and_reconnect_and_serve_restart(tmp_path, keyed):
         cam_keys = (tmp_path / "allowed" / "cam1.key_secret", tmp_path / "serve" / "serve.key")
 
     def _cam():
-        return _camera("cam1", source, port, *cam_keys)
+        spawned.append(_camera("cam1", source, port, *cam_keys))
+        return spawned[-1]
 
     cam = _cam()
     try:
@@ -429,7 +438,7 @@ def test_camera_drop_and_reconnect_and_serve_restart(tmp_path, keyed):
 
 
 @pytest.mark.slow
-def test_serve_command_with_a_camera_writes_events_with_camera_names(tmp_path):
+def test_serve_command_with_a_camera_writes_events_with_camera_names(tmp_path, spawned):
     gallery, events = tmp_path / "g.sqlite", tmp_path / "ev.jsonl"
     enrol_synthetic(gallery, load_encoder(FAKE, "cpu"), 6, 1, seed=0, stride=3, fps=30, walks=2, frames=150)
     port = _free_port()
@@ -437,11 +446,9 @@ def test_serve_command_with_a_camera_writes_events_with_camera_names(tmp_path):
     serve = subprocess.Popen([sys.executable, "-m", "cagereid", "serve", "--bind", f"127.0.0.1:{port}", "--no-dashboard",
                               "--model", FAKE, "--gallery", str(gallery), "--events", str(events), "--duration", "25"],
                              cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    cam = _camera("door", "synthetic:people=6,ids=0,frames=300,walks=1", port)
-    try:
-        out, err = serve.communicate(timeout=90)
-    finally:
-        _stop(cam)
+    spawned.append(serve)
+    spawned.append(_camera("door", "synthetic:people=6,ids=0,frames=300,walks=1", port))
+    out, err = serve.communicate(timeout=90)
     assert serve.returncode == 0, err
     assert f"cameras connect to tcp://127.0.0.1:{port}" in err and "plain TCP, this machine only" in err
     recs = [json.loads(line) for line in events.read_text().splitlines()]
