@@ -85,6 +85,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--gallery-smoothing", type=float, default=None, metavar="A",
                    help="P2 window level: gallery windows become A*window + (1-A)*mean of their walk (gallery only; "
                         "1 = off; default: 0.7 for UCALGARY, 1 otherwise)")
+    g.add_argument("--clean-tracking", action=argparse.BooleanOptionalAction, default=True,
+                   help="UCALGARY: keep only the walker of each recording (cut at Kinect tracking switches; a "
+                        "recording without a walk, e.g. sub7/Run1, is dropped and listed in the report) (default on)")
     g.add_argument("--rerank", action=argparse.BooleanOptionalAction, default=None,
                    help="UCALGARY: add rows of the trained CAGEs with k-reciprocal re-ranking (transductive: uses "
                         "the other probes) (default on for UCALGARY)")
@@ -168,7 +171,8 @@ def run(args: argparse.Namespace) -> int:
             raise OfflineError("--runs is for the runs evaluate trains; --model/--best_model name one run already")
         rows, meta = E.run_ucalgary(args.data_root, f, out, args.seeds, encoder_data=args.encoder_data,
                                     run_dir=run_dir, people=args.people, runs_dir=args.runs,
-                                    subjects=args.subjects, rerank=args.rerank is not False, **common)
+                                    subjects=args.subjects, rerank=args.rerank is not False,
+                                    clean=args.clean_tracking, **common)
     else:
         if args.people is not None or args.runs or args.subjects is not None or args.rerank is not None:
             raise OfflineError("--people, --subjects, --runs and --rerank apply to --dataset UCALGARY only")

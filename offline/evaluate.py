@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -39,11 +40,12 @@ P2_MAX_RANK = 20
 class Retrieval:
     """How P2 turns embeddings into rankings (the embeddings themselves are the method's).
 
-    * ``walk_pool``: sequence level. ``mean``: distance of the walks' mean embeddings (the original harness);
-      ``nearest``: every probe window's distance to the nearest window of the gallery walk, averaged over the
-      probe walk (`cages.matcher.nearest_distance_pool`; live: per-window nearest scores, averaged).
-    * ``gallery_smooth``: window level. Gallery windows become ``a * x + (1 - a) * mean of their walk``
+    * ``gallery_smooth``: gallery windows become ``a * x + (1 - a) * mean of their walk``
       (`cages.matcher.smooth_gallery`; gallery-only, 1 = off). Probe windows stay single windows.
+    * ``walk_pool``: sequence level. ``mean``: distance of the walks' mean embeddings (the original harness);
+      ``nearest``: every probe window's distance to the nearest (smoothed) window of the gallery walk, averaged
+      over the probe walk (`cages.matcher.nearest_distance_pool`; live: per-window ``nearest`` scores against
+      the smoothed gallery, averaged over the track's last windows with `cages.matcher.pool_scores`).
     * ``rerank``: k-reciprocal re-ranking of the window distances over all probes and the gallery
       (`cages.matcher.k_reciprocal_distance`): **transductive**, reported in rows of its own.
     """
@@ -238,10 +240,7 @@ def evaluate_pair(method: Method, gallery: WindowSet, probe: WindowSet, split: s
                 rows[-1]["open_set"] = open_set_scores(g_emb, gallery, p_emb, probe, distance, exclude_self=same_set)
                 rows[-1]["embedding_map"] = embedding_map(p_emb, probe.pids)
             if retrieval.walk_pool == "nearest":
-                d_pw = d_win if retrieval.rerank else pairwise_distance(p_emb, g_emb, distance)
-                if exclude is not None:
-                    d_pw = np.where(exclude, np.inf, d_pw)
-                _, _, d_seq = matcher.nearest_distance_pool(d_pw, pg, gg)
+                _, _, d_seq = matcher.nearest_distance_pool(d_win, pg, gg)  # the (smoothed) gallery windows
             elif retrieval.rerank:
                 d_seq = matcher.k_reciprocal_distance(p_seq, g_seq, k1=3, k2=1)
             else:
@@ -397,25 +396,41 @@ def evaluate_protocols(pairs: list[tuple[object, dict]], cage_methods: list[Meth
 #: A root (SpineBase) step longer than this between two frames (1/30 s) is not a walker's: the Kinect switched
 #: to another body (median step 0.02 m, 99th percentile 0.06 m on the development subjects; switches 1-4 m).
 TRACKING_JUMP_M = 0.25
+#: A stretch whose root ends less than this far from where it started is not a walk (a walker covers 0.6-0.9 m
+#: per second; the bystander the Kinect sometimes tracks instead stands at X = 1.2-1.8 m and moves < 0.35 m).
+MIN_WALK_M = 0.5
 
 
-def trim_tracking_switches(data, jump: float = TRACKING_JUMP_M) -> list[str]:
-    """Keep, in every recording of a `UCalgaryData`, the longest run of frames without a tracking switch (a root
-    step longer than ``jump`` metres between frames), in place. Windows across a switch mix two bodies, and the
-    frames on the short side of it belong to somebody else. Returns ``'sub5/Run3: frames 0-81 of 120'`` lines
-    for the recordings trimmed. (On the development subjects: sub3/Run2, sub5/Run3-6, sub11/Run1.)"""
-    notes = []
+def clean_tracking(data, f: int, jump: float = TRACKING_JUMP_M, min_walk: float = MIN_WALK_M) -> list[str]:
+    """Keep in every recording of a `UCalgaryData` only the walker, in place, and say what was changed.
+
+    A recording is cut at every tracking switch (a root step longer than ``jump`` metres between two frames);
+    of the stretches of at least ``f`` frames the one whose root travels furthest (start to end) is kept. If
+    none travels ``min_walk`` metres the recording holds no walk and is dropped (its person then has fewer
+    walks; a person without a gallery walk cannot be matched and counts as unmatched). On the development
+    subjects: sub3/Run2 loses 6 frames of a bystander, sub5/Run3-6 and sub11/Run1 keep the walker's stretch,
+    and sub7/Run1 is the bystander all along (standing at X = 1.8 m) and is dropped.
+    Returns lines like ``'sub5/Run3: kept frames 82-119 of 120'``."""
+    notes, keep = [], []
     for rec in data.recordings:
         root = rec.joints[:, 8]  # SpineBase
         step = np.linalg.norm(np.diff(root, axis=0), axis=1)
-        cuts = np.flatnonzero(~(step <= jump)) + 1  # a NaN step is a cut too
-        if not len(cuts):
+        bounds = np.concatenate([[0], np.flatnonzero(~(step <= jump)) + 1, [len(root)]])  # NaN steps cut too
+        best, travel = None, -1.0
+        for lo, hi in pairwise(bounds):
+            if hi - lo >= f:
+                t = float(np.linalg.norm(root[hi - 1] - root[lo]))
+                if t > travel:
+                    best, travel = (int(lo), int(hi)), t
+        name = f"sub{rec.subject}/Run{rec.run}"
+        if best is None or travel < min_walk:
+            notes.append(f"{name}: dropped, no walk (root travels {max(travel, 0.0):.2f} m)")
             continue
-        bounds = np.concatenate([[0], cuts, [len(root)]])
-        k = int(np.argmax(np.diff(bounds)))
-        lo, hi = int(bounds[k]), int(bounds[k + 1])
-        notes.append(f"sub{rec.subject}/Run{rec.run}: frames {lo}-{hi - 1} of {len(root)}")
-        rec.joints = rec.joints[lo:hi]
+        if best != (0, len(root)):
+            notes.append(f"{name}: kept frames {best[0]}-{best[1] - 1} of {len(root)}")
+            rec.joints = rec.joints[best[0]:best[1]]
+        keep.append(rec)
+    data.recordings[:] = keep
     return notes
 
 
@@ -538,7 +553,7 @@ def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...]
                  config: str | None = None, epochs: int | None = None, rn_epochs: int | None = None,
                  say=print, readout: str | None = None, bone_weight: float | None = None,
                  people: tuple[int, ...] | None = None, runs_dir=None, subjects: tuple[int, ...] | None = None,
-                 retrieval: Retrieval = UCALGARY_RETRIEVAL, rerank: bool = True, trim_switches: bool = True,
+                 retrieval: Retrieval = UCALGARY_RETRIEVAL, rerank: bool = True, clean: bool = True,
                  progress: bool = False) -> tuple[list[dict], dict]:
     """The real-data protocol: gallery Run1, probes Run2 (same) and Run3-6 (cross, limp); sub10 dropped.
 
@@ -554,14 +569,14 @@ def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...]
     and/or on stride-3 windows of every run (``all``, transductive: it sees the probe walks). The RN
     (P1) trains on the labelled Run1 windows. P2 ranks with ``retrieval`` (every method, baselines included);
     ``rerank`` adds rows of the trained CAGEs with k-reciprocal re-ranking (transductive: it uses the other
-    probes), named ``... + re-ranking (transductive)``. ``trim_switches``: every recording keeps its longest
-    stretch without a tracking switch (`trim_tracking_switches`). Returns ``(rows, meta)``.
+    probes), named ``... + re-ranking (transductive)``. ``clean``: every recording keeps only its walker
+    (`clean_tracking`: cut at tracking switches, a recording without a walk dropped). Returns ``(rows, meta)``.
     """
     from offline import protocols as P
     from offline.datasets.ucalgary import load_ucalgary, ucalgary_windows
 
     data = load_ucalgary(root)
-    trimmed = trim_tracking_switches(data) if trim_switches else []
+    cleaned = clean_tracking(data, f) if clean else []
     if subjects:
         missing = sorted(set(subjects) - set(data.subjects))
         if missing:
@@ -590,7 +605,7 @@ def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...]
                                             + "/".join(Path(k).relative_to(data.root).parts[:2])
                                             for d, k in data.duplicates) or "none",
             "skipped files": len(data.skipped), "seeds": seeds, "P2 retrieval": retrieval.describe(),
-            "trimmed at tracking switches": "; ".join(trimmed) if trim_switches else "off"}
+            "tracking cleaned": ("; ".join(cleaned) or "nothing to change") if clean else "off"}
     if subj:
         meta["subjects"] = ", ".join(str(x) for x in subj) + " (everything restricted to them: encoder, RN, gallery, probes)"
         meta["people"] = len(subj)
