@@ -84,7 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: nearest for UCALGARY, mean otherwise)")
     g.add_argument("--gallery-smoothing", type=float, default=None, metavar="A",
                    help="P2 window level: gallery windows become A*window + (1-A)*mean of their walk (gallery only; "
-                        "1 = off; default: 0.7 for UCALGARY, 1 otherwise)")
+                        "1 = off; default: 0.5 for UCALGARY, 1 otherwise)")
     g.add_argument("--clean-tracking", action=argparse.BooleanOptionalAction, default=True,
                    help="UCALGARY: keep only the walker of each recording (cut at Kinect tracking switches; a "
                         "recording without a walk, e.g. sub7/Run1, is dropped and listed in the report) (default on)")

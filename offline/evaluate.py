@@ -69,7 +69,7 @@ WALK_POOLS = ("mean", "nearest")
 #: The original harness: plain nearest-neighbour windows, mean embedding per walk (the papers' window protocol).
 PLAIN = Retrieval()
 #: The UCalgary default, chosen by cross-validation over development subjects (docs/evaluation.md).
-UCALGARY_RETRIEVAL = Retrieval(walk_pool="nearest", gallery_smooth=0.7)
+UCALGARY_RETRIEVAL = Retrieval(walk_pool="nearest", gallery_smooth=0.5)
 
 
 
