@@ -78,6 +78,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="P2 distances, comma-separated (default euclidean,cosine)")
     g.add_argument("--methods", type=_csv(METHODS, "method"), default=METHODS,
                    help="comma-separated subset of cage, raw-kNN, D13-kNN (default all three)")
+    g.add_argument("--walk-pooling", choices=("mean", "nearest"), default=None,
+                   help="P2 sequence level: mean = distance of the walks' mean embeddings; nearest = each probe "
+                        "window's distance to the nearest window of the gallery walk, averaged over the walk "
+                        "(default: nearest for UCALGARY, mean otherwise)")
+    g.add_argument("--gallery-smoothing", type=float, default=None, metavar="A",
+                   help="P2 window level: gallery windows become A*window + (1-A)*mean of their walk (gallery only; "
+                        "1 = off; default: 0.5 for UCALGARY, 1 otherwise)")
+    g.add_argument("--clean-tracking", action=argparse.BooleanOptionalAction, default=True,
+                   help="UCALGARY: keep only the walker of each recording (cut at Kinect tracking switches; a "
+                        "recording without a walk, e.g. sub7/Run1, is dropped and listed in the report) (default on)")
+    g.add_argument("--rerank", action=argparse.BooleanOptionalAction, default=None,
+                   help="UCALGARY: add rows of the trained CAGEs with k-reciprocal re-ranking (transductive: uses "
+                        "the other probes) (default on for UCALGARY)")
     g = parser.add_argument_group("CAGE model")
     g.add_argument("--model", default=None, metavar="DIR",
                    help="evaluate this model folder of `cagereid train` (a path, or a name under --models-root)")
@@ -109,6 +122,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--people", type=_people, default=None,
                    help="UCALGARY, P2 only: evaluate on these subjects only, e.g. 1,3,5,7,9,12,14 (choose settings "
                         "on some people, check them on the others); the encoder still trains on every subject")
+    g.add_argument("--subjects", type=_people, default=None,
+                   help="UCALGARY: use only these subjects for everything (encoder, RN, gallery, probes), e.g. "
+                        "1,3,5,7,9,12,14: one fold of a cross-validation by subject, as if only they were recorded")
     g = parser.add_argument_group("output")
     g.add_argument("--out", default=None, help="report folder (default: the model folder with --model, else "
                    "runs/eval_<DATASET>_f<f>)")
@@ -140,7 +156,10 @@ def run(args: argparse.Namespace) -> int:
         run_dir = E.find_run(args.models_root, ds, f, args.best_model)
     out = Path(args.out) if args.out else (run_dir if run_dir is not None else Path("runs") / f"eval_{ds}_f{f}")
     say = E.progress_printer(args.quiet)
-    common = dict(methods=methods, protocols=protocols, distances=args.distance, device=args.device,
+    base = E.UCALGARY_RETRIEVAL if ds == "UCALGARY" else E.PLAIN
+    retrieval = E.Retrieval(args.walk_pooling or base.walk_pool,
+                            base.gallery_smooth if args.gallery_smoothing is None else args.gallery_smoothing)
+    common = dict(methods=methods, protocols=protocols, distances=args.distance, device=args.device, retrieval=retrieval,
                   config=args.config, epochs=args.epochs, rn_epochs=args.rn_epochs, say=say,
                   readout=args.readout, bone_weight=args.bone_weight, progress=not args.quiet)
     if ds == "UCALGARY":
@@ -151,10 +170,12 @@ def run(args: argparse.Namespace) -> int:
         if args.runs and run_dir is not None:
             raise OfflineError("--runs is for the runs evaluate trains; --model/--best_model name one run already")
         rows, meta = E.run_ucalgary(args.data_root, f, out, args.seeds, encoder_data=args.encoder_data,
-                                    run_dir=run_dir, people=args.people, runs_dir=args.runs, **common)
+                                    run_dir=run_dir, people=args.people, runs_dir=args.runs,
+                                    subjects=args.subjects, rerank=args.rerank is not False,
+                                    clean=args.clean_tracking, **common)
     else:
-        if args.people is not None or args.runs:
-            raise OfflineError("--people and --runs apply to --dataset UCALGARY only")
+        if args.people is not None or args.runs or args.subjects is not None or args.rerank is not None:
+            raise OfflineError("--people, --subjects, --runs and --rerank apply to --dataset UCALGARY only")
         train = args.train and run_dir is None
         if "cage" in methods and run_dir is None and not train:
             say("no CAGE model given (--model, --best_model or --train): evaluating the baselines only")

@@ -17,22 +17,60 @@ n_probes, n_unmatched[, confusion, classes]}``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from itertools import pairwise
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from cagereid import configs
 from cagereid.progress import Steps
 from offline.datasets.base import WindowSet
-from offline.metrics import pairwise_distance, rank_metrics, score_metrics
 from offline.errors import OfflineError
+from offline.metrics import pairwise_distance, rank_metrics, score_metrics
 
 DISTANCES = ("euclidean", "cosine")
 #: Training config of the UCalgary harness when --config is not given (CPU-sized CAGE, see the file).
 DEFAULT_UCALGARY_CONFIG = configs.path("eval_ucalgary")
 P2_MAX_RANK = 20
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """How P2 turns embeddings into rankings (the embeddings themselves are the method's).
+
+    * ``gallery_smooth``: gallery windows become ``a * x + (1 - a) * mean of their walk``
+      (`cages.matcher.smooth_gallery`; gallery-only, 1 = off). Probe windows stay single windows.
+    * ``walk_pool``: sequence level. ``mean``: distance of the walks' mean embeddings (the original harness);
+      ``nearest``: every probe window's distance to the nearest window of the gallery walk (not smoothed),
+      averaged over the probe walk (`cages.matcher.nearest_distance_pool`; live: per-window ``nearest`` scores,
+      averaged over the track's last windows with `cages.matcher.pool_scores`). With ``rerank`` the re-ranked
+      window distances are pooled.
+    * ``rerank``: k-reciprocal re-ranking of the window distances over all probes and the gallery
+      (`cages.matcher.k_reciprocal_distance`): **transductive**, reported in rows of its own.
+    """
+
+    walk_pool: str = "mean"
+    gallery_smooth: float = 1.0
+    rerank: bool = False
+
+    def __post_init__(self) -> None:
+        if self.walk_pool not in WALK_POOLS:
+            raise OfflineError(f"walk pooling must be one of {', '.join(WALK_POOLS)} (got {self.walk_pool!r})")
+        if not 0.0 <= self.gallery_smooth <= 1.0:
+            raise OfflineError(f"gallery smoothing must be in [0, 1] (got {self.gallery_smooth})")
+
+    def describe(self) -> str:
+        parts = [f"walk pooling {self.walk_pool}", f"gallery smoothing {self.gallery_smooth:g}"]
+        return ", ".join(parts + (["k-reciprocal re-ranking (transductive)"] if self.rerank else []))
+
+
+WALK_POOLS = ("mean", "nearest")
+#: The original harness: plain nearest-neighbour windows, mean embedding per walk (the papers' window protocol).
+PLAIN = Retrieval()
+#: The UCalgary default, chosen by cross-validation over development subjects (docs/evaluation.md).
+UCALGARY_RETRIEVAL = Retrieval(walk_pool="nearest", gallery_smooth=0.5)
 
 
 
@@ -130,7 +168,7 @@ def open_set_scores(gallery_emb: np.ndarray, gallery: WindowSet, probe_emb: np.n
             s[:, own] = -np.inf
         best = s.max(axis=1)
         impostor.append(best[np.isfinite(best)])
-    cat = lambda xs: np.concatenate(xs).tolist() if xs else []  # noqa: E731
+    cat = lambda xs: np.concatenate(xs).tolist() if xs else []
     return {"genuine": cat(genuine), "impostor": cat(impostor), "accept_score": accept, "metric": cfg.metric,
             "reduce": cfg.reduce, "pool_windows": cfg.pool_windows}
 
@@ -165,10 +203,17 @@ def _row(method: Method, protocol: str, split: str, level: str, distance: str, m
 def evaluate_pair(method: Method, gallery: WindowSet, probe: WindowSet, split: str,
                   protocols: tuple[str, ...] = ("p1", "p2"), distances: tuple[str, ...] = DISTANCES,
                   exclude_same_recording: bool = False, same_set: bool = False,
-                  gallery_emb: np.ndarray | None = None) -> list[dict]:
-    """All rows of one method on one gallery/probe pair (both levels, every distance, P1 and/or P2)."""
+                  gallery_emb: np.ndarray | None = None, retrieval: Retrieval = PLAIN,
+                  probe_emb: np.ndarray | None = None) -> list[dict]:
+    """All rows of one method on one gallery/probe pair (both levels, every distance, P1 and/or P2).
+    ``retrieval`` sets how P2 ranks (`Retrieval`); P1 does not depend on it."""
+    from cages import matcher
+
     g_emb = method.embed(gallery.windows) if gallery_emb is None else gallery_emb  # (G, D)
-    p_emb = g_emb if same_set else method.embed(probe.windows)  # (P, D)
+    if same_set:
+        p_emb = g_emb
+    else:
+        p_emb = method.embed(probe.windows) if probe_emb is None else probe_emb  # (P, D)
     exclude = same_recording_mask(probe, gallery, same_set) if (exclude_same_recording or same_set) else None
     pg, pg_pids, pg_rec = sequence_groups(probe)
     gg, gg_pids, gg_rec = sequence_groups(gallery)
@@ -180,15 +225,32 @@ def evaluate_pair(method: Method, gallery: WindowSet, probe: WindowSet, split: s
     rows = []
     if "p2" in protocols:
         p_seq, g_seq = aggregate(p_emb, pg, len(pg_pids)), aggregate(g_emb, gg, len(gg_pids))
+        g_win = matcher.smooth_gallery(g_emb, gg, retrieval.gallery_smooth)
         for distance in distances:
-            m = rank_metrics(pairwise_distance(p_emb, g_emb, distance), probe.pids, gallery.pids,
-                             min(P2_MAX_RANK, gallery.n), exclude)
+            if retrieval.rerank:  # Euclidean re-ranking; for cosine on unit vectors (same order as cosine)
+                unit = (lambda x: x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)) \
+                    if distance == "cosine" else (lambda x: x)
+                d_win = matcher.k_reciprocal_distance(unit(p_emb), unit(g_win))
+            else:
+                d_win = pairwise_distance(p_emb, g_win, distance)
+            if exclude is not None:
+                d_win = np.where(exclude, np.inf, d_win)
+            m = rank_metrics(d_win, probe.pids, gallery.pids, min(P2_MAX_RANK, gallery.n), exclude)
             rows.append(_row(method, "P2", split, "window", distance, m))
-            if distance == distances[0]:  # what the plots of `offline.report` draw (not kept in report.json)
+            if distance == distances[0] and not retrieval.rerank:  # what `offline.report` plots (not in the JSON)
                 rows[-1]["open_set"] = open_set_scores(g_emb, gallery, p_emb, probe, distance, exclude_self=same_set)
                 rows[-1]["embedding_map"] = embedding_map(p_emb, probe.pids)
-            m = rank_metrics(pairwise_distance(p_seq, g_seq, distance), pg_pids, gg_pids,
-                             min(P2_MAX_RANK, len(gg_pids)), seq_exclude)
+            if retrieval.walk_pool == "nearest":
+                # the gallery windows as they are: smoothing them cost sequence Rank-1 on 2 folds of 4
+                d_pw = d_win if retrieval.rerank else pairwise_distance(p_emb, g_emb, distance)
+                if exclude is not None:
+                    d_pw = np.where(exclude, np.inf, d_pw)
+                _, _, d_seq = matcher.nearest_distance_pool(d_pw, pg, gg)
+            elif retrieval.rerank:
+                d_seq = matcher.k_reciprocal_distance(p_seq, g_seq, k1=3, k2=1)
+            else:
+                d_seq = pairwise_distance(p_seq, g_seq, distance)
+            m = rank_metrics(d_seq, pg_pids, gg_pids, min(P2_MAX_RANK, len(gg_pids)), seq_exclude)
             rows.append(_row(method, "P2", split, "sequence", distance, m))
     if "p1" in protocols:
         if method.scores is not None:
@@ -318,7 +380,8 @@ def load_pairs(root, dataset: str, f: int, layout: str, view: int | None = None)
 
 def evaluate_protocols(pairs: list[tuple[object, dict]], cage_methods: list[Method] | None = None,
                        protocols: tuple[str, ...] = ("p1", "p2"), baselines: tuple[str, ...] | None = None,
-                       distances: tuple[str, ...] = DISTANCES, progress=None) -> list[dict]:
+                       distances: tuple[str, ...] = DISTANCES, progress=None,
+                       retrieval: Retrieval = PLAIN) -> list[dict]:
     """Rows of the baselines (fitted per gallery) and the given CAGE methods on every pair."""
     rows = []
     for proto, splits in pairs:
@@ -327,10 +390,53 @@ def evaluate_protocols(pairs: list[tuple[object, dict]], cage_methods: list[Meth
         methods = list(cage_methods or []) + baseline_methods(gallery, baselines)
         for m in methods:
             rows += evaluate_pair(m, gallery, probe, proto.name, protocols, distances,
-                                  exclude_same_recording=proto.exclude_same_recording, same_set=same)
+                                  exclude_same_recording=proto.exclude_same_recording, same_set=same,
+                                  retrieval=retrieval)
             if progress is not None:
                 progress(f"{proto.name}: {m.name}")
     return rows
+
+
+# --- UCalgary tracking switches -------------------------------------------------------------------------
+#: A root (SpineBase) step longer than this between two frames (1/30 s) is not a walker's: the Kinect switched
+#: to another body (median step 0.02 m, 99th percentile 0.06 m on the development subjects; switches 1-4 m).
+TRACKING_JUMP_M = 0.25
+#: A stretch whose root ends less than this far from where it started is not a walk (a walker covers 0.6-0.9 m
+#: per second; the bystander the Kinect sometimes tracks instead stands at X = 1.2-1.8 m and moves < 0.35 m).
+MIN_WALK_M = 0.5
+
+
+def clean_tracking(data, f: int, jump: float = TRACKING_JUMP_M, min_walk: float = MIN_WALK_M) -> list[str]:
+    """Keep in every recording of a `UCalgaryData` only the walker, in place, and say what was changed.
+
+    A recording is cut at every tracking switch (a root step longer than ``jump`` metres between two frames);
+    of the stretches of at least ``f`` frames the one whose root travels furthest (start to end) is kept. If
+    none travels ``min_walk`` metres the recording holds no walk and is dropped (its person then has fewer
+    walks; a person without a gallery walk cannot be matched and counts as unmatched). On the development
+    subjects: sub3/Run2 loses 6 frames of a bystander, sub5/Run3-6 and sub11/Run1 keep the walker's stretch,
+    and sub7/Run1 is the bystander all along (standing at X = 1.8 m) and is dropped.
+    Returns lines like ``'sub5/Run3: kept frames 82-119 of 120'``."""
+    notes, keep = [], []
+    for rec in data.recordings:
+        root = rec.joints[:, 8]  # SpineBase
+        step = np.linalg.norm(np.diff(root, axis=0), axis=1)
+        bounds = np.concatenate([[0], np.flatnonzero(~(step <= jump)) + 1, [len(root)]])  # NaN steps cut too
+        best, travel = None, -1.0
+        for lo, hi in pairwise(bounds):
+            if hi - lo >= f:
+                t = float(np.linalg.norm(root[hi - 1] - root[lo]))
+                if t > travel:
+                    best, travel = (int(lo), int(hi)), t
+        name = f"sub{rec.subject}/Run{rec.run}"
+        if best is None or travel < min_walk:
+            notes.append(f"{name}: dropped, no walk (root travels {max(travel, 0.0):.2f} m)")
+            continue
+        if best != (0, len(root)):
+            notes.append(f"{name}: kept frames {best[0]}-{best[1] - 1} of {len(root)}")
+            rec.joints = rec.joints[best[0]:best[1]]
+        keep.append(rec)
+    data.recordings[:] = keep
+    return notes
 
 
 # --- CAGE runs ----------------------------------------------------------------------------------------
@@ -451,25 +557,41 @@ def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...]
                  encoder_data: tuple[str, ...] = ("run1", "all"), run_dir=None, device: str = "auto",
                  config: str | None = None, epochs: int | None = None, rn_epochs: int | None = None,
                  say=print, readout: str | None = None, bone_weight: float | None = None,
-                 people: tuple[int, ...] | None = None, runs_dir=None,
+                 people: tuple[int, ...] | None = None, runs_dir=None, subjects: tuple[int, ...] | None = None,
+                 retrieval: Retrieval = UCALGARY_RETRIEVAL, rerank: bool = True, clean: bool = True,
                  progress: bool = False) -> tuple[list[dict], dict]:
     """The real-data protocol: gallery Run1, probes Run2 (same) and Run3-6 (cross, limp); sub10 dropped.
 
-    ``people`` restricts gallery and probes to these subject numbers (P2 only: the encoder and the RN still
-    train on every subject's Run1), e.g. to choose a setting on half of the subjects and check it on the rest.
-    The per-seed CAGE runs live in ``runs_dir`` (default ``out_dir``); finished ones are reused.
+    ``subjects`` restricts *everything* to these subject numbers (encoder, RN, gallery, probes): the folder as if
+    only they had been recorded, i.e. one fold of a cross-validation by subject, which replays the held-back
+    protocol on a new population. ``people`` restricts only gallery and probes (P2 only: the encoder and the RN
+    still train on every subject's Run1), e.g. to choose a setting on half of the subjects and check it on the
+    rest. The per-seed CAGE runs live in ``runs_dir`` (default ``out_dir``), in folders named after the variant,
+    the subjects (with ``subjects``) and the seed; finished ones are reused.
 
     Gallery and probe windows do not overlap (stride f: 20 per 120-frame walk at f = 6). The encoder trains
     without labels on Run1's stride-1 windows (``run1``, comparable to the peers in shared/notes/benchmarks.md)
     and/or on stride-3 windows of every run (``all``, transductive: it sees the probe walks). The RN
-    (P1) trains on the labelled Run1 windows. Returns ``(rows, meta)``.
+    (P1) trains on the labelled Run1 windows. P2 ranks with ``retrieval`` (every method, baselines included);
+    ``rerank`` adds rows of the trained CAGEs with k-reciprocal re-ranking (transductive: it uses the other
+    probes), named ``... + re-ranking (transductive)``. ``clean``: every recording keeps only its walker
+    (`clean_tracking`: cut at tracking switches, a recording without a walk dropped). Returns ``(rows, meta)``.
     """
     from offline import protocols as P
     from offline.datasets.ucalgary import load_ucalgary, ucalgary_windows
 
     data = load_ucalgary(root)
-    gallery = ucalgary_windows(data, f, P.UCALGARY_RUNS["gallery"], stride=f)
-    pairs = [(p.name, ucalgary_windows(data, f, p.runs_probe, stride=f)) for p in P.UCALGARY_PROTOCOLS]
+    cleaned = clean_tracking(data, f) if clean else []
+    if subjects:
+        missing = sorted(set(subjects) - set(data.subjects))
+        if missing:
+            raise OfflineError(f"--subjects: no such subject(s) {missing} (have {data.subjects})")
+        if len(set(subjects)) < 2:
+            raise OfflineError("--subjects: give at least two subjects (retrieval needs a choice)")
+    subj = tuple(sorted(set(subjects))) if subjects else None
+    gallery = ucalgary_windows(data, f, P.UCALGARY_RUNS["gallery"], stride=f, subjects=subj)
+    pairs = [(p.name, ucalgary_windows(data, f, p.runs_probe, stride=f, subjects=subj))
+             for p in P.UCALGARY_PROTOCOLS]
     if people:
         missing = sorted(set(people) - {int(x) for x in np.unique(gallery.pids)})
         if missing:
@@ -487,14 +609,19 @@ def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...]
             "dropped duplicates": ", ".join("/".join(Path(d).relative_to(data.root).parts[:2]) + " = "
                                             + "/".join(Path(k).relative_to(data.root).parts[:2])
                                             for d, k in data.duplicates) or "none",
-            "skipped files": len(data.skipped), "seeds": seeds}
+            "skipped files": len(data.skipped), "seeds": seeds, "P2 retrieval": retrieval.describe(),
+            "tracking cleaned": ("; ".join(cleaned) or "nothing to change") if clean else "off"}
+    if subj:
+        meta["subjects"] = ", ".join(str(x) for x in subj) + " (everything restricted to them: encoder, RN, gallery, probes)"
+        meta["people"] = len(subj)
     if people:
         meta["people"] = ", ".join(str(x) for x in people)
     rows: list[dict] = []
     for m in baseline_methods(gallery, tuple(x for x in methods if x != "cage")):
         g_emb = m.embed(gallery.windows)
         for name, probe in pairs:
-            rows += evaluate_pair(m, gallery, probe, name, protocols, distances, gallery_emb=g_emb)
+            rows += evaluate_pair(m, gallery, probe, name, protocols, distances, gallery_emb=g_emb,
+                                  retrieval=retrieval)
         say(f"{m.name}: done")
     if "cage" not in methods:
         return rows, meta
@@ -502,17 +629,18 @@ def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...]
     if run_dir is not None:
         cage_runs.append(("CAGEs", None, Path(run_dir)))
     else:
-        rn_train = ucalgary_windows(data, f, P.UCALGARY_RUNS["gallery"], stride=1)
+        rn_train = ucalgary_windows(data, f, P.UCALGARY_RUNS["gallery"], stride=1, subjects=subj)
+        tag = "" if subj is None else "_s" + "-".join(str(x) for x in subj)
         steps = Steps(len(encoder_data) * seeds, say)
         for variant in encoder_data:
             runs = {"run1": P.UCALGARY_RUNS["gallery"], "all": (1, 2, 3, 4, 5, 6)}.get(variant)
             if runs is None:
                 raise OfflineError(f"--encoder-data: unknown variant {variant!r} (use run1 and/or all)")
             # all runs: stride 3 (about twice Run1's stride-1 count) keeps the CPU time of 6 walks in check
-            enc_train = ucalgary_windows(data, f, runs, stride=1 if variant == "run1" else 3)
+            enc_train = ucalgary_windows(data, f, runs, stride=1 if variant == "run1" else 3, subjects=subj)
             label = "CAGEs (Run1 encoder)" if variant == "run1" else "CAGEs (all runs, transductive)"
             for seed in range(seeds):
-                d = Path(runs_dir or out_dir) / f"cage_{variant}_seed{seed}"
+                d = Path(runs_dir or out_dir) / f"cage_{variant}{tag}_seed{seed}"
                 reuse = (d / "encoder.pt").is_file() and (d / "rn.pt").is_file()
                 if reuse:
                     say(f"{label} seed {seed}: reusing the finished run {d}")
@@ -526,7 +654,13 @@ def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...]
         m = cage_method(d, label, seed, device, readout, bone_weight)
         g_emb = m.embed(gallery.windows)
         for name, probe in pairs:
-            rows += evaluate_pair(m, gallery, probe, name, protocols, distances, gallery_emb=g_emb)
+            p_emb = m.embed(probe.windows)
+            rows += evaluate_pair(m, gallery, probe, name, protocols, distances, gallery_emb=g_emb,
+                                  probe_emb=p_emb, retrieval=retrieval)
+            if rerank and "p2" in protocols and "transductive" not in label:
+                mr = Method(f"{label} + re-ranking (transductive)", m.embed, None, seed, m.note)
+                rows += evaluate_pair(mr, gallery, probe, name, ("p2",), distances, gallery_emb=g_emb,
+                                      probe_emb=p_emb, retrieval=replace(retrieval, rerank=True))
         say(f"{label}{'' if seed is None else f' seed {seed}'}: evaluated")
     meta["cage runs"] = ", ".join(str(d) for _, _, d in cage_runs)
     return rows, meta
@@ -537,13 +671,14 @@ def run_dataset(root, dataset: str, f: int, layout: str = "auto", view: int | No
                 distances: tuple[str, ...] = DISTANCES, run_dir=None, train: bool = False, seeds: int = 1,
                 out_dir=None, device: str = "auto", config: str | None = None, epochs: int | None = None,
                 rn_epochs: int | None = None, say=print, readout: str | None = None,
-                bone_weight: float | None = None, progress: bool = False) -> tuple[list[dict], dict]:
+                bone_weight: float | None = None, progress: bool = False,
+                retrieval: Retrieval = PLAIN) -> tuple[list[dict], dict]:
     """Every gallery/probe pair of a benchmark in the CAGE or P2 layout. CAGEs come from ``run_dir`` or, with
     ``train``, are trained per seed (and per CASIA-B view) on the training split; otherwise only baselines."""
     layout = detect_layout(root, dataset, f) if layout == "auto" else layout
     pairs = load_pairs(root, dataset, f, layout, view)
     meta = {"dataset": dataset, "data_root": str(root), "layout": layout, "f": f, "seeds": seeds,
-            "pairs": ", ".join(p.name for p, _ in pairs)}
+            "pairs": ", ".join(p.name for p, _ in pairs), "P2 retrieval": retrieval.describe()}
     rows: list[dict] = []
     cache: dict[int, list[Method]] = {}
     trained: list[str] = []
@@ -569,7 +704,7 @@ def run_dataset(root, dataset: str, f: int, layout: str = "auto", view: int | No
                     cache[id(splits)] = ms
                 cages = cache[id(splits)]
         rows += evaluate_protocols([(proto, splits)], cages, protocols,
-                                   tuple(x for x in methods if x != "cage"), distances)
+                                   tuple(x for x in methods if x != "cage"), distances, retrieval=retrieval)
         say(f"{proto.name}: evaluated {len(cages)} CAGE model(s) and the baselines")
     if trained:
         meta["cage runs"] = ", ".join(trained)

@@ -101,3 +101,80 @@ def test_one_walk_enrolments_are_calibrated_on_their_halves_not_on_themselves():
     # people with several walks keep their own groups
     two = np.r_[np.zeros(n, np.int64), np.ones(n, np.int64)]
     np.testing.assert_array_equal(split_single_groups(np.zeros(2 * n, np.int64), two), two)
+
+
+# --- walk-level matching ---------------------------------------------------------------------------------------
+def test_smooth_gallery_pulls_windows_to_their_walk_mean():
+    from cages.matcher import smooth_gallery
+
+    x = np.array([[0.0, 0.0], [2.0, 0.0], [10.0, 10.0]])
+    walk = np.array([7, 7, 3])
+    np.testing.assert_allclose(smooth_gallery(x, walk, 1.0), x)
+    np.testing.assert_allclose(smooth_gallery(x, walk, 0.0), [[1.0, 0.0], [1.0, 0.0], [10.0, 10.0]])
+    np.testing.assert_allclose(smooth_gallery(x, walk, 0.5), [[0.5, 0.0], [1.5, 0.0], [10.0, 10.0]])
+    with pytest.raises(ValueError):
+        smooth_gallery(x, walk, 1.5)
+
+
+def test_nearest_distance_pool_by_hand():
+    from cages.matcher import nearest_distance_pool
+
+    # 3 query windows (walks 5, 5, 6) x 4 reference windows (groups 0, 0, 1, 1)
+    d = np.array([[1.0, 3.0, 2.0, 9.0],
+                  [4.0, 0.5, 8.0, 1.0],
+                  [7.0, 6.0, 0.0, 2.0]])
+    qw, rg, pooled = nearest_distance_pool(d, np.array([5, 5, 6]), np.array([0, 0, 1, 1]))
+    assert qw.tolist() == [5, 6] and rg.tolist() == [0, 1]
+    # walk 5: nearest of group 0 = 1 and 0.5 -> 0.75; of group 1 = 2 and 1 -> 1.5.  walk 6: 6 and 0
+    np.testing.assert_allclose(pooled, [[0.75, 1.5], [6.0, 0.0]])
+
+
+def test_nearest_pool_beats_mean_when_a_walk_is_seen_at_other_gait_phases():
+    """Two people whose windows trace the same loop (gait phases) at different body offsets: the probe walk
+    covers only half of the cycle, so its mean sits away from its own gallery mean; matching every window to its
+    nearest gallery window finds the right person."""
+    from cages.matcher import nearest_distance_pool
+
+    phase = np.linspace(0, 2 * np.pi, 24, endpoint=False)
+    loop = 3.0 * np.stack([np.cos(phase), np.sin(phase)], 1)
+    gallery = np.vstack([loop, loop + [0.0, 1.5]])  # person 0 and person 1 (one walk each)
+    g_walk = np.repeat([0, 1], 24)
+    probe = loop[:12] + 0.05  # person 0, first half of the cycle only
+    d = np.linalg.norm(probe[:, None] - gallery[None], axis=-1)
+    _, _, nearest = nearest_distance_pool(d, np.zeros(12, int), g_walk)
+    assert nearest[0].argmin() == 0
+    means = np.stack([gallery[g_walk == k].mean(0) for k in (0, 1)])
+    assert np.linalg.norm(probe.mean(0) - means, axis=1).argmin() == 1  # the walk means get it wrong
+
+
+def test_pool_scores_is_the_live_form_of_the_nearest_pool():
+    from cages.matcher import Matcher, nearest_distance_pool, pool_scores
+
+    rng = np.random.default_rng(0)
+    gallery, person = rng.normal(size=(10, 3)), np.repeat([0, 1], 5)
+    queries = rng.normal(size=(6, 3))
+    live = pool_scores(Matcher(gallery, person, "euclidean", "nearest").scores(queries), k=6)
+    d = np.linalg.norm(queries[:, None] - gallery[None], axis=-1)
+    _, _, offline = nearest_distance_pool(d, np.zeros(6, int), person)
+    np.testing.assert_allclose(live[-1], -offline[0])  # the last row pools all six windows
+    s = np.array([[1.0, -np.inf], [3.0, -np.inf]])
+    np.testing.assert_allclose(pool_scores(s, 2), [[1.0, -np.inf], [2.0, -np.inf]])
+
+
+def test_k_reciprocal_reranking_uses_shared_neighbours():
+    from cages.matcher import k_reciprocal_distance
+
+    rng = np.random.default_rng(1)
+    centres = np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0]])
+    gallery = np.vstack([c + rng.normal(scale=0.5, size=(6, 2)) for c in centres])
+    g_pid = np.repeat([0, 1, 2], 6)
+    query = np.vstack([c + rng.normal(scale=0.5, size=(4, 2)) for c in centres])
+    q_pid = np.repeat([0, 1, 2], 4)
+    d = k_reciprocal_distance(query, gallery, k1=5, k2=2)
+    assert d.shape == (12, 18) and np.isfinite(d).all() and (d >= 0).all()
+    assert (g_pid[d.argmin(1)] == q_pid).all()
+    # lambda 1 = the original distances: squared, each column divided by its maximum over queries and gallery
+    d1 = k_reciprocal_distance(query, gallery, lambda_value=1.0)
+    both = np.vstack([query, gallery])
+    sq = ((both[:, None] - both[None]) ** 2).sum(-1)
+    np.testing.assert_allclose(d1, (sq / sq.max(0))[:12, 12:], atol=1e-12)

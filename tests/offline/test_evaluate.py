@@ -157,14 +157,24 @@ def test_ucalgary_baselines_real_data(tmp_path):
                           length=6)
     row = next(r for r in report["rows"] if r["method"] == "raw-kNN" and r["split"] == "UCALGARY-same"
                and r["level"] == "window")
-    assert row["n_probes"] == 13 * 20  # sub10 (copy of sub4) dropped, 20 non-overlapping windows per walk
-    assert 0.7 < row["rank1"] < 0.9
+    # sub10 (copy of sub4) dropped, 20 non-overlapping windows per walk; tracking cleaned: sub3/Run2 loses its
+    # first 6 frames (a bystander: 19 windows) and sub7/Run1 (the bystander all along) is no gallery walk, so
+    # sub7's 20 windows cannot be matched
+    assert (row["n_probes"], row["n_unmatched"]) == (11 * 20 + 19, 20)
+    assert "sub7/Run1: dropped" in report["meta"]["tracking cleaned"]
+    assert 0.7 < row["rank1"] < 0.95
+    _, raw = _evaluate(tmp_path / "raw", "UCALGARY", DATA, "--protocol", "p2", "--distance", "euclidean",
+                       "--no-clean-tracking", "--walk-pooling", "mean", "--gallery-smoothing", "1", length=6)
+    row = next(r for r in raw["rows"] if r["method"] == "raw-kNN" and r["split"] == "UCALGARY-same"
+               and r["level"] == "window")
+    assert (row["n_probes"], row["n_unmatched"]) == (13 * 20, 0) and raw["meta"]["tracking cleaned"] == "off"
+    assert round(row["rank1"], 3) == 0.808  # the plain protocol of README's earlier table
     # a subset of the people (choose settings on some, check on the others)
     _, half = _evaluate(tmp_path / "half", "UCALGARY", DATA, "--protocol", "p2", "--distance", "euclidean",
                         "--people", "1,3,5", length=6)
     row = next(r for r in half["rows"] if r["method"] == "raw-kNN" and r["split"] == "UCALGARY-same"
                and r["level"] == "window")
-    assert row["n_probes"] == 3 * 20 and half["meta"]["people"] == "1, 3, 5"
+    assert row["n_probes"] == 2 * 20 + 19 and half["meta"]["people"] == "1, 3, 5"  # sub3/Run2 cleaned
     assert half["meta"]["gallery"].startswith("Run1, 60 windows")  # the gallery is restricted too
 
 
@@ -262,3 +272,37 @@ def test_best_model_picks_matching_run(tmp_path):
     assert find_run(tmp_path, "BIWI", 6, "rev_rec_plus").name == "c"
     with pytest.raises(OfflineError):
         find_run(tmp_path, "BIWI", 8, "rev_rec")
+
+
+def test_walk_pooling_and_gallery_smoothing_rows():
+    from offline.evaluate import PLAIN, Retrieval
+
+    g = synth("X", "gallery", 5)
+    p = synth("X", "probe", 5, seed=3)
+    m = Method("centred", lambda w: (w - w[:, :, :1]).mean(1).reshape(len(w), -1))
+    plain = evaluate_pair(m, g, p, "toy", protocols=("p2",), distances=("euclidean",), retrieval=PLAIN)
+    walk = evaluate_pair(m, g, p, "toy", protocols=("p2",), distances=("euclidean",),
+                         retrieval=Retrieval("nearest", 0.0))
+    rer = evaluate_pair(m, g, p, "toy", protocols=("p2",), distances=("euclidean",),
+                        retrieval=Retrieval("nearest", 0.7, rerank=True))
+    for rows in (plain, walk, rer):
+        assert [(r["level"], r["n_probes"]) for r in rows] == [("window", p.n), ("sequence", 6)]
+        assert all(r["rank1"] == 1.0 for r in rows)  # easy people: every retrieval finds them
+    # smoothing to the walk means (A = 0) ranks whole walks: every gallery window of the person comes first
+    assert walk[0]["mAP"] == 1.0
+    with pytest.raises(Exception, match="gallery smoothing"):
+        Retrieval("nearest", 2.0)
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason=f"real UCalgary data not found at {DATA}")
+def test_ucalgary_subjects_fold_restricts_everything(tmp_path, capsys):
+    _, rep = _evaluate(tmp_path, "UCALGARY", DATA, "--protocol", "p2", "--distance", "euclidean",
+                       "--subjects", "2,4,6", "--walk-pooling", "mean", "--gallery-smoothing", "1", length=6)
+    row = next(r for r in rep["rows"] if r["method"] == "raw-kNN" and r["split"] == "UCALGARY-cross"
+               and r["level"] == "sequence")
+    assert row["n_probes"] == 3 * 4 - 1  # runs 3-6 of three people; sub6/Run6 is a duplicate of Run5
+    assert rep["meta"]["people"] == 3 and rep["meta"]["P2 retrieval"].startswith("walk pooling mean")
+    assert rep["meta"]["gallery"].startswith("Run1, 60 windows")
+    rc = cli.main(["evaluate", "--dataset", "UCALGARY", "--data-root", str(DATA), "--methods", "raw-kNN",
+                   "--subjects", "2,99", "--out", str(tmp_path / "o")])
+    assert rc == 2 and "--subjects" in capsys.readouterr().err
