@@ -31,10 +31,12 @@ def _build_track(tid: int, obs: list[TrackObservation], layouts, max_gap: int, m
     vis = np.full((T, 33), np.nan)
     bbox = np.full((T, 4), np.nan)
     root = np.full((T, 3), np.nan)
+    crowded = np.zeros(T, bool)
     for o in obs:
         i = o.frame_index - first
         ts[i] = o.timestamp_s
         bbox[i] = o.bbox
+        crowded[i] = o.crowded
         if o.found:
             found[i] = True
             world[i], kp[i], vis[i] = o.world33, o.keypoints2d, o.visibility
@@ -48,7 +50,10 @@ def _build_track(tid: int, obs: list[TrackObservation], layouts, max_gap: int, m
     kp, _ = fill_gaps(kp, found, ts, max_gap)
     vis, _ = fill_gaps(vis, found, ts, max_gap)
     root, _ = fill_gaps(root, found, ts, max_gap)
-    seq = TrackSequence(tid, frames, ts, found, filled, world, kp, vis, bbox, root)
+    if crowded.any():  # nothing is interpolated across frames dropped because another person overlapped
+        world[crowded], kp[crowded], vis[crowded], root[crowded] = np.nan, np.nan, np.nan, np.nan
+        filled &= ~crowded
+    seq = TrackSequence(tid, frames, ts, found, filled, world, kp, vis, bbox, root, crowded)
     vis0 = np.where(np.isfinite(vis), vis, 0.0)
     for name in layouts:
         if name == MEDIAPIPE:

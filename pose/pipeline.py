@@ -18,7 +18,12 @@ Pipeline modes (``multi_person``):
   MediaPipe graph; between detections the pose keeps the track's box up to date.
 * ``'auto'`` (default) — start single; switch to multi (for good) when the full-frame pose fails for
   ``auto_fail_frames`` frames in a row, or when the detector (run every ``auto_check_every`` frames) sees a
-  confident person at least ``auto_other_ratio`` times as tall as the tracked one who is not them.
+  confident person at least ``auto_other_ratio`` times as tall as the tracked one who is not them. A person
+  who *overlaps* the tracked one (walks past in front or behind) does not get a track of their own: the
+  full-frame pose may then put the tracked skeleton's limbs on them, so while the detector sees a second
+  person box on the tracked one (`overlapping_people`), the detector runs every ``crowd_check_every`` frames
+  and those frames (and ``crowd_hold`` more) are *dropped, flagged*: the observation has ``found=False`` and
+  ``crowded=True`` (the tracks file keeps the flag).
 
 Coordinates: ``mediapipe33`` world landmarks are MediaPipe's (metres, origin at the hip midpoint, x image-right,
 y down, z away from the camera). The converted layouts (``kinect_v1``, ``casia14``, ...) are in Kinect camera axes
@@ -43,7 +48,6 @@ from pose.errors import PoseError
 from pose.estimator import PoseEstimator, PoseResult, estimate_translation, prepare_crop, to_camera_axes
 from pose.smoothing import OneEuroFilter
 from pose.sources import Frame, FrameSource, open_source
-from pose.errors import PoseError
 from pose.track import Track, Tracker, pose_box
 
 if TYPE_CHECKING:
@@ -116,6 +120,30 @@ class TrackObservation:
     found: bool = True
     confirmed: bool = True
     root: np.ndarray | None = None     # (3,) estimated hip-midpoint position, Kinect camera axes, metres
+    crowded: bool = False  # dropped (found=False): another person overlapped this one, the pose may mix them
+
+
+#: `PosePipeline` internal: the pose of this frame is dropped because another person overlaps the tracked one.
+_CROWDED = object()
+
+
+def overlapping_people(detections, box, min_score: float, min_height: float) -> int:
+    """How many detected people stand on ``box`` (the tracked person's pose box, x0 y0 x1 y1): detections with
+    score >= ``min_score``, at least ``min_height`` px tall, whose *core* (the middle half of the box's width:
+    a HOG window is about twice as wide as the person in it) overlaps ``box`` horizontally (by > 10 % of its
+    width) and by at least half
+    of ``box``'s height vertically. Two or more: somebody passes in front of or behind the tracked person, and
+    a full-frame pose may mix the two."""
+    n = 0
+    x0, y0, x1, y1 = (float(v) for v in box)
+    for d in detections:
+        bx0, by0, bx1, by1 = (float(v) for v in d.box)
+        if d.score < min_score or by1 - by0 < min_height:
+            continue
+        q = 0.25 * (bx1 - bx0)
+        if min(bx1 - q, x1) - max(bx0 + q, x0) > 0.1 * (x1 - x0) and min(by1, y1) - max(by0, y0) >= 0.5 * (y1 - y0):
+            n += 1
+    return n
 
 
 class FrameTracks(list):
@@ -158,7 +186,8 @@ class PosePipeline:
                  detector_height: int | None = 864, min_crop_height: int = 256, crop_margin: float = 0.2,
                  max_people: int = 12, min_pose_score: float = 0.5, smooth: bool = True,
                  min_visibility: float = MIN_VISIBILITY, model_complexity: int = 1, auto_fail_frames: int = 5,
-                 auto_check_every: int = 25, auto_other_ratio: float = 0.85, quiet: bool = True,
+                 auto_check_every: int = 5, auto_other_ratio: float = 0.85, crowd_check_every: int = 1,
+                 crowd_hold: int = 5, crowd_score: float = 0.7, crowd_ratio: float = 0.6, quiet: bool = True,
                  focal_px: float | None = None, drop_unposed: int = 3, tracker_kw: dict | None = None,
                  smoothing_kw: dict | None = None, pose_workers: int | str = "auto"):
         if multi_person not in (True, False, "auto"):
@@ -179,6 +208,14 @@ class PosePipeline:
         self.auto_fail_frames = int(auto_fail_frames)
         self.auto_check_every = int(auto_check_every)
         self.auto_other_ratio = float(auto_other_ratio)
+        self.auto_check_every = max(1, self.auto_check_every)
+        self.crowd_check_every = max(1, int(crowd_check_every))
+        self.crowd_hold = max(0, int(crowd_hold))
+        self.crowd_score = float(crowd_score)
+        self.crowd_ratio = float(crowd_ratio)
+        self._last_check = -10 ** 9
+        self._crowd_seen: int | None = None  # last frame the detector saw a second person on the tracked one
+        self._crowd_watch = False            # checking every crowd_check_every frames
         self.quiet = quiet
         self.focal_px = focal_px
         self.drop_unposed = int(drop_unposed)
@@ -193,13 +230,14 @@ class PosePipeline:
         tkw.update(tracker_kw or {})
         self.tracker = Tracker(**tkw)
         self._detector = None
+        self._pool = None  # thread running the people detector (single path)
         self._full: PoseEstimator | None = None  # full-frame estimator (single mode)
         self._verify: PoseEstimator | None = None  # auto mode: checks a possible second person
         self._states: dict[int, _TrackState] = {}
         self._fails = 0
         self._last_detect = -10 ** 9
         self.stats = {"frames": 0, "pose_calls": 0, "person_frames": 0, "detector_runs": 0,
-                      "detector_s": 0.0, "pose_s": 0.0, "pose_wall_s": 0.0}
+                      "detector_s": 0.0, "pose_s": 0.0, "pose_wall_s": 0.0, "crowded_frames": 0}
         # fail early (before any frame) on an unusable model
         from pose.estimator import check_model
 
@@ -242,6 +280,14 @@ class PosePipeline:
         self.stats["detector_s"] += time.perf_counter() - t0
         self.stats["detector_runs"] += 1
         return dets
+
+    def _detect_async(self, image, target_height: int | None = None):
+        """`_detect` in a background thread: returns a future."""
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="people-detector")
+        return self._pool.submit(self._detect, image, target_height)
 
     def _pose(self, est: PoseEstimator, image, roi=None) -> PoseResult | None:
         t0 = time.perf_counter()
@@ -311,6 +357,19 @@ class PosePipeline:
         self._drop(self.tracker.removed)
         if self._full is None:
             self._full = self._new_estimator(crop=False)
+        track = self.tracker.tracks[0] if self.tracker.tracks else None
+        pending = None
+        if self.multi_person == "auto" and track is not None:
+            every = self.crowd_check_every if self._crowd_watch else self.auto_check_every
+            if frame.index - self._last_check >= every:
+                # the people detector runs in a thread while MediaPipe poses the frame (both release the GIL):
+                # on an idle multi-core machine the check costs little wall time. Only people about as tall as
+                # the tracked one matter: detect on a frame shrunk so that such a person is ~1.5 detector
+                # windows tall (far cheaper than the full-size search).
+                self._last_check = frame.index
+                h_img = image.shape[0]
+                target = int(min(self.detector_height or h_img, h_img * 200.0 / max(1.4 * track.height, 1.0)))
+                pending = self._detect_async(image, max(target, 160))
         res = self._pose(self._full, image)
         track = self.tracker.tracks[0] if self.tracker.tracks else None
         if res is not None:
@@ -323,16 +382,13 @@ class PosePipeline:
                 self.tracker.observe_pose(track, res.keypoints2d, res.visibility)
         else:
             self._fails += 1
+        crowded = False
         if self.multi_person == "auto":
             switch = self._fails >= self.auto_fail_frames
-            if not switch and track is not None and frame.index % self.auto_check_every == 0:
+            dets = pending.result() if pending is not None else None
+            if not switch and track is not None and dets is not None:
                 from pose.detect import iou_matrix
 
-                # only people about as tall as the tracked one matter here: detect on a frame shrunk so that
-                # such a person is ~1.5 detector windows tall (far cheaper than the full-size search)
-                h_img = image.shape[0]
-                target = int(min(self.detector_height or h_img, h_img * 200.0 / max(1.4 * track.height, 1.0)))
-                dets = self._detect(image, max(target, 160))
                 if dets:
                     boxes = np.array([d.box for d in dets])
                     overlap = iou_matrix(boxes, track.box[None])[:, 0]
@@ -348,6 +404,11 @@ class PosePipeline:
                                 and self._is_other_person(image, d.box, track, size):
                             switch = True
                             break
+                    if not switch:
+                        self._crowd_check(dets, track, ref_h, frame.index)
+                elif self._crowd_watch:
+                    self._crowd_check([], track, 0.0, frame.index)
+            crowded = self._crowd_seen is not None and frame.index - self._crowd_seen <= self.crowd_hold
             if switch:
                 self.mode = "multi"
                 self.switched_at = frame.index
@@ -360,7 +421,18 @@ class PosePipeline:
         if track is None:
             return {}
         self._state(track, crop=False)
+        if crowded:
+            self.stats["crowded_frames"] += 1
+            return {track.track_id: _CROWDED}
         return {track.track_id: res}
+
+    def _crowd_check(self, dets, track: Track, ref_h: float, frame_index: int) -> None:
+        """Auto mode, single path: does the detector see a second person on the tracked one?"""
+        if overlapping_people(dets, track.box, self.crowd_score, self.crowd_ratio * ref_h) >= 2:
+            self._crowd_seen = frame_index
+            self._crowd_watch = True
+        elif self._crowd_watch and (self._crowd_seen is None or frame_index - self._crowd_seen > self.crowd_hold):
+            self._crowd_watch = False
 
     def _is_other_person(self, image, box, track: Track, size) -> bool:
         """Auto mode: confirm a detector box by posing it (HOG alone fires on clutter and crowds): a second
@@ -419,11 +491,12 @@ class PosePipeline:
             if track is None:
                 continue
             st = self._states[tid]
-            if res is None:
+            if res is None or res is _CROWDED:
                 out.append(TrackObservation(
                     tid, frame.index, frame.timestamp_s, np.full((self._J, 3), np.nan),
                     np.zeros(self._J, bool), np.full((33, 2), np.nan), np.zeros(33), track.box.copy(),
-                    self.layout, np.full((33, 3), np.nan), found=False, confirmed=track.confirmed))
+                    self.layout, np.full((33, 3), np.nan), found=False, confirmed=track.confirmed,
+                    crowded=res is _CROWDED))
                 continue
             self.stats["person_frames"] += 1
             world, kp = res.world, res.keypoints2d
@@ -446,6 +519,9 @@ class PosePipeline:
         return get_layout(self.layout).J
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         for est in (self._full, self._verify):
             if est is not None:
                 est.close()
