@@ -62,6 +62,20 @@ def _build_track(tid: int, obs: list[TrackObservation], layouts, max_gap: int, m
     return seq
 
 
+def _crowded_lookback(obs: list[TrackObservation], frames: int) -> None:
+    """Offline, the frames just before another person was first seen overlapping a track are dropped too: the
+    detector checks every ``auto_check_every`` frames, so the person may have arrived up to that many frames
+    earlier (live use cannot look back)."""
+    if frames <= 0:
+        return
+    for k in range(1, len(obs)):
+        if obs[k].crowded and not obs[k - 1].crowded:
+            first = obs[k].frame_index
+            for o in obs[max(0, k - frames):k]:
+                if first - o.frame_index <= frames:
+                    o.found, o.crowded = False, True
+
+
 def extract(source, out_npz=None, overlay=None, openpose_dir=None, layouts=("kinect_v1", "casia14"),
             progress: bool = True, *, multi_person: bool | str = "auto", max_frames: int | None = None,
             min_track_frames: int = 5, max_gap: int = 5, **pipeline_kw) -> ExtractResult:
@@ -118,8 +132,10 @@ def extract(source, out_npz=None, overlay=None, openpose_dir=None, layouts=("kin
     finally:
         pipe.close()
     wall = time.perf_counter() - t_start
+    lookback = pipe.auto_check_every - 1 if multi_person == "auto" else 0
     tracks = []
     for tid, obs in sorted(per_track.items()):
+        _crowded_lookback(obs, lookback)
         found = [o for o in obs if o.found]
         if len(found) < min_track_frames:
             continue

@@ -17,8 +17,10 @@ Pipeline modes (``multi_person``):
   tracked person cropped with a margin (upscaled to ``min_crop_height`` when small) and posed by their own
   MediaPipe graph; between detections the pose keeps the track's box up to date.
 * ``'auto'`` (default) — start single; switch to multi (for good) when the full-frame pose fails for
-  ``auto_fail_frames`` frames in a row, or when the detector (run every ``auto_check_every`` frames) sees a
-  confident person at least ``auto_other_ratio`` times as tall as the tracked one who is not them. A person
+  ``auto_fail_frames`` frames in a row, or when the detector (run every ``auto_check_every`` frames, in a thread
+  beside the pose) sees a confident person at least ``auto_other_ratio`` times as tall as the tracked one who is
+  not them (confirmed by a pose in their crop; the whole frame is searched every ``auto_verify_every`` frames,
+  the other checks search around the tracked person only). A person
   who *overlaps* the tracked one (walks past in front or behind) does not get a track of their own: the
   full-frame pose may then put the tracked skeleton's limbs on them, so while the detector sees a second
   person box on the tracked one (`overlapping_people`), the detector runs every ``crowd_check_every`` frames
@@ -175,7 +177,11 @@ class PosePipeline:
     landmarks and 2D keypoints), ``min_visibility`` (for layout conversion), ``model_complexity`` (MediaPipe;
     only 1 is bundled), ``pose_workers`` (multi mode: worker processes running the people's pose calls in
     parallel, `pose.workers`; ``'auto'`` = one per CPU core, at most 4; 0 = all in this process), tracker
-    settings via ``tracker_kw``.
+    settings via ``tracker_kw``. Auto mode while one person is tracked (module docstring): ``auto_check_every``
+    (people-detector period: the cost of noticing a second person), ``auto_verify_every``, ``auto_other_ratio``,
+    ``auto_fail_frames``; a person overlapping the tracked one: ``crowd_check_every`` (detector period while
+    they overlap), ``crowd_hold`` (frames still dropped after the last sighting), ``crowd_score`` (least HOG
+    score), ``crowd_ratio`` (least height, relative to the tracked person's detector box).
 
     Multi-mode frame: tracks are moved by their velocity, every track's crop is posed (in parallel in the
     workers, while this process runs the people detector on detection frames), the poses refresh the track
@@ -187,7 +193,7 @@ class PosePipeline:
                  max_people: int = 12, min_pose_score: float = 0.5, smooth: bool = True,
                  min_visibility: float = MIN_VISIBILITY, model_complexity: int = 1, auto_fail_frames: int = 5,
                  auto_check_every: int = 5, auto_other_ratio: float = 0.85, crowd_check_every: int = 1,
-                 crowd_hold: int = 5, crowd_score: float = 0.7, crowd_ratio: float = 0.6, quiet: bool = True,
+                 crowd_hold: int = 5, auto_verify_every: int = 25, crowd_score: float = 0.7, crowd_ratio: float = 0.6, quiet: bool = True,
                  focal_px: float | None = None, drop_unposed: int = 3, tracker_kw: dict | None = None,
                  smoothing_kw: dict | None = None, pose_workers: int | str = "auto"):
         if multi_person not in (True, False, "auto"):
@@ -211,9 +217,10 @@ class PosePipeline:
         self.auto_check_every = max(1, self.auto_check_every)
         self.crowd_check_every = max(1, int(crowd_check_every))
         self.crowd_hold = max(0, int(crowd_hold))
+        self.auto_verify_every = max(1, int(auto_verify_every))
         self.crowd_score = float(crowd_score)
         self.crowd_ratio = float(crowd_ratio)
-        self._last_check = -10 ** 9
+        self._last_check = self._last_whole = -10 ** 9
         self._crowd_seen: int | None = None  # last frame the detector saw a second person on the tracked one
         self._crowd_watch = False            # checking every crowd_check_every frames
         self.quiet = quiet
@@ -281,13 +288,30 @@ class PosePipeline:
         self.stats["detector_runs"] += 1
         return dets
 
-    def _detect_async(self, image, target_height: int | None = None):
-        """`_detect` in a background thread: returns a future."""
+    def _detect_async(self, image, scale: float, around=None):
+        """`_detect` in a background thread at ``scale`` (of the frame), on the whole frame or (``around`` a box)
+        on the box widened by 0.75 of its height on each side and 0.25 above and below: returns a future of
+        ``(detections in frame pixels, whole)``."""
         if self._pool is None:
             from concurrent.futures import ThreadPoolExecutor
 
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="people-detector")
-        return self._pool.submit(self._detect, image, target_height)
+
+        def run():
+            h_img, w_img = image.shape[:2]
+            if around is None:
+                return self._detect(image, max(int(round(h_img * scale)), 1)), True
+            bx0, by0, bx1, by1 = (float(v) for v in around)
+            h = by1 - by0
+            x0, x1 = int(max(bx0 - 0.75 * h, 0)), int(min(bx1 + 0.75 * h, w_img))
+            y0, y1 = int(max(by0 - 0.25 * h, 0)), int(min(by1 + 0.25 * h, h_img))
+            if (y1 - y0) * scale < 136 or (x1 - x0) * scale < 72:  # no detector window fits: the whole frame
+                return self._detect(image, max(int(round(h_img * scale)), 1)), True
+            dets = self._detect(image[y0:y1, x0:x1], int(round((y1 - y0) * scale)))
+            off = np.array([x0, y0, x0, y0], float)
+            return [type(d)(d.box + off, d.score) for d in dets], False
+
+        return self._pool.submit(run)
 
     def _pose(self, est: PoseEstimator, image, roi=None) -> PoseResult | None:
         t0 = time.perf_counter()
@@ -366,10 +390,16 @@ class PosePipeline:
                 # on an idle multi-core machine the check costs little wall time. Only people about as tall as
                 # the tracked one matter: detect on a frame shrunk so that such a person is ~1.5 detector
                 # windows tall (far cheaper than the full-size search).
+                # Between whole-frame checks (every auto_verify_every frames: somebody anywhere) only the
+                # surroundings of the tracked person are searched (somebody passing over them).
                 self._last_check = frame.index
+                whole = frame.index - self._last_whole >= self.auto_verify_every
+                if whole:
+                    self._last_whole = frame.index
                 h_img = image.shape[0]
-                target = int(min(self.detector_height or h_img, h_img * 200.0 / max(1.4 * track.height, 1.0)))
-                pending = self._detect_async(image, max(target, 160))
+                scale = min((self.detector_height or h_img) / h_img, 200.0 / max(1.4 * track.height, 1.0))
+                scale = max(scale, 160 / h_img)
+                pending = self._detect_async(image, scale, None if whole else track.box)
         res = self._pose(self._full, image)
         track = self.tracker.tracks[0] if self.tracker.tracks else None
         if res is not None:
@@ -385,7 +415,7 @@ class PosePipeline:
         crowded = False
         if self.multi_person == "auto":
             switch = self._fails >= self.auto_fail_frames
-            dets = pending.result() if pending is not None else None
+            dets, whole = pending.result() if pending is not None else (None, False)
             if not switch and track is not None and dets is not None:
                 from pose.detect import iou_matrix
 
@@ -400,7 +430,7 @@ class PosePipeline:
                             continue
                         other = overlap[k] < 0.2
                         tall = (d.box[3] - d.box[1]) >= self.auto_other_ratio * ref_h
-                        if other and tall and d.score >= self.tracker.new_track_score \
+                        if whole and other and tall and d.score >= self.tracker.new_track_score \
                                 and self._is_other_person(image, d.box, track, size):
                             switch = True
                             break
