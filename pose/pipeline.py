@@ -184,17 +184,20 @@ class PosePipeline:
     score), ``crowd_ratio`` (least height, relative to the tracked person's detector box).
 
     Multi-mode frame: tracks are moved by their velocity, every track's crop is posed (in parallel in the
-    workers, while this process runs the people detector on detection frames), the poses refresh the track
-    boxes, then the detections update the tracker (new people are posed from the next frame on).
+    workers), the poses refresh the track boxes. Every ``detect_every`` frames the people detector starts on the
+    frame in a thread of this process and runs beside the pose calls of that frame and the next ``detect_lag``
+    ones (a HOG run at 864 lines costs several frames' pose time; waiting for it idled the workers); its boxes,
+    moved by how far their tracks moved since, then update the tracker (new people are posed from the next
+    frame on). With no track yet, the detections are used at once.
     """
 
     def __init__(self, *, multi_person: bool | str = "auto", layout: str = "kinect_v1", detect_every: int = 10,
-                 detector_height: int | None = 864, min_crop_height: int = 256, crop_margin: float = 0.2,
+                 detector_height: int | None = 864, detector_scale_step: float = 1.05, min_crop_height: int = 256, crop_margin: float = 0.2,
                  max_people: int = 12, min_pose_score: float = 0.5, smooth: bool = True,
                  min_visibility: float = MIN_VISIBILITY, model_complexity: int = 1, auto_fail_frames: int = 5,
                  auto_check_every: int = 5, auto_other_ratio: float = 0.85, crowd_check_every: int = 1,
                  crowd_hold: int = 5, auto_verify_every: int = 25, crowd_score: float = 0.7, crowd_ratio: float = 0.6, quiet: bool = True,
-                 focal_px: float | None = None, drop_unposed: int = 3, tracker_kw: dict | None = None,
+                 focal_px: float | None = None, detect_lag: int = 3, drop_unposed: int = 3, tracker_kw: dict | None = None,
                  smoothing_kw: dict | None = None, pose_workers: int | str = "auto"):
         if multi_person not in (True, False, "auto"):
             raise ExtractError(f"multi_person must be True, False or 'auto', got {multi_person!r}")
@@ -203,7 +206,9 @@ class PosePipeline:
         self.mode = "multi" if multi_person is True else "single"
         self.switched_at: int | None = None
         self.detect_every = max(1, int(detect_every))
+        self.detect_lag = max(0, int(detect_lag))
         self.detector_height = detector_height
+        self.detector_scale_step = float(detector_scale_step)
         self.min_crop_height = int(min_crop_height)
         self.crop_margin = float(crop_margin)
         self.max_people = int(max_people)
@@ -243,6 +248,7 @@ class PosePipeline:
         self._states: dict[int, _TrackState] = {}
         self._fails = 0
         self._last_detect = -10 ** 9
+        self._pending = None  # multi mode: (future of detections, track boxes then, frame) of the running detector
         self.stats = {"frames": 0, "pose_calls": 0, "person_frames": 0, "detector_runs": 0,
                       "detector_s": 0.0, "pose_s": 0.0, "pose_wall_s": 0.0, "crowded_frames": 0}
         # fail early (before any frame) on an unusable model
@@ -281,21 +287,26 @@ class PosePipeline:
         if self._detector is None:
             from pose.detect import PeopleDetector
 
-            self._detector = PeopleDetector(target_height=self.detector_height)
+            self._detector = PeopleDetector(target_height=self.detector_height, scale_step=self.detector_scale_step)
         t0 = time.perf_counter()
         dets = self._detector.detect(image, target_height)
         self.stats["detector_s"] += time.perf_counter() - t0
         self.stats["detector_runs"] += 1
         return dets
 
-    def _detect_async(self, image, scale: float, around=None):
-        """`_detect` in a background thread at ``scale`` (of the frame), on the whole frame or (``around`` a box)
-        on the box widened by 0.75 of its height on each side and 0.25 above and below: returns a future of
-        ``(detections in frame pixels, whole)``."""
+    def _submit(self, fn, *args):
+        """Run ``fn(*args)`` in the people-detector thread (OpenCV and MediaPipe release the GIL, so it runs
+        beside the pose calls): returns a future."""
         if self._pool is None:
             from concurrent.futures import ThreadPoolExecutor
 
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="people-detector")
+        return self._pool.submit(fn, *args)
+
+    def _detect_async(self, image, scale: float, around=None):
+        """`_detect` in a background thread at ``scale`` (of the frame), on the whole frame or (``around`` a box)
+        on the box widened by 0.75 of its height on each side and 0.25 above and below: returns a future of
+        ``(detections in frame pixels, whole)``."""
 
         def run():
             h_img, w_img = image.shape[:2]
@@ -311,7 +322,7 @@ class PosePipeline:
             off = np.array([x0, y0, x0, y0], float)
             return [type(d)(d.box + off, d.score) for d in dets], False
 
-        return self._pool.submit(run)
+        return self._submit(run)
 
     def _pose(self, est: PoseEstimator, image, roi=None) -> PoseResult | None:
         t0 = time.perf_counter()
@@ -486,13 +497,16 @@ class PosePipeline:
         if self.tracker.frame != frame.index:
             self.tracker.predict(frame.index, size)
             self._drop(self.tracker.removed)
-        detect = frame.index - self._last_detect >= self.detect_every
-        if detect:
+        if self._pending is None and frame.index - self._last_detect >= self.detect_every:
+            # the detector runs in a thread over this frame and the next ``detect_lag`` ones, while the people
+            # are posed; its boxes are then moved by how far their tracks moved since (`_apply_detections`)
             self._last_detect = frame.index
+            snap = {t.track_id: t.box.copy() for t in self.tracker.tracks}
+            self._pending = (self._submit(self._detect, image), snap, frame.index)
         tracks = sorted(self.tracker.tracks, key=lambda t: (not t.confirmed, -t.score, t.track_id))[: self.max_people]
         for t in tracks:
             self._state(t, crop=self.pose_workers == 0)
-        poses, dets = self._pose_tracks(image, tracks, size, (lambda: self._detect(image)) if detect else None)
+        poses, _ = self._pose_tracks(image, tracks, size)
         results = {}
         for t, res in zip(tracks, poses):
             if res is not None:
@@ -505,13 +519,33 @@ class PosePipeline:
                     self.tracker.remove(t, suppress_frames=30)
                     continue
             results[t.track_id] = res
-        if detect:
-            self.tracker.update(dets)
-            self._drop(self.tracker.removed)
+        if self._pending is not None and (not self._pending[1] or frame.index - self._pending[2] >= self.detect_lag):
+            self._apply_detections()
         self.tracker.merge_duplicates()
         self._drop(self.tracker.removed)
         live = {t.track_id for t in self.tracker.tracks}
         return {k: v for k, v in results.items() if k in live}
+
+    def _apply_detections(self) -> None:
+        """Feed the pending detector run (of frame ``f``) to the tracker now (frame ``f + detect_lag``): a box that
+        matches a track's box of frame ``f`` is moved by how far that track moved since."""
+        from pose.detect import Detection, iou_matrix
+
+        future, snap, _ = self._pending
+        self._pending = None
+        dets = future.result()
+        alive = [t for t in self.tracker.tracks if t.track_id in snap]
+        if dets and alive:
+            then = np.array([snap[t.track_id] for t in alive])
+            iou = iou_matrix(np.array([d.box for d in dets]), then)
+            moved = []
+            for k, d in enumerate(dets):
+                j = int(np.argmax(iou[k]))
+                shift = alive[j].box - then[j] if iou[k, j] >= self.tracker.match_iou else 0.0
+                moved.append(Detection(d.box + shift, d.score))
+            dets = moved
+        self.tracker.update(dets)
+        self._drop(self.tracker.removed)
 
     def _observations(self, frame: Frame, results: dict) -> list[TrackObservation]:
         by_id = {t.track_id: t for t in self.tracker.tracks}
