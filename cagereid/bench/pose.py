@@ -73,6 +73,17 @@ def _measure(spec: str, multi_person, frames: int | None, warmup: int = 3, **pip
             "ms_decode": 1000 * decode_s / max(n, 1), "crowded": st.get("crowded_frames", 0)}
 
 
+def _mean(a: dict, b: dict) -> dict:
+    """Two runs of one configuration as one row: frames/s from the summed times, the rest averaged."""
+    out = dict(a)
+    out["fps"] = (a["frames"] + b["frames"]) / (a["frames"] / max(a["fps"], 1e-9) + b["frames"] / max(b["fps"], 1e-9))
+    for k in ("ms_frame", "ms_person_frame", "ms_pose_call", "ms_detect", "ms_decode"):
+        out[k] = 0.5 * (a[k] + b[k])
+    for k in ("frames", "person_frames", "pose_calls", "detector_runs", "crowded"):
+        out[k] = a[k] + b[k]
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     import os
     import platform
@@ -93,8 +104,9 @@ def run(args: argparse.Namespace) -> int:
     from cagereid.progress import Steps, stderr_say
 
     runs = [(v, "auto") for v in videos]
-    if args.single:  # the single walker also without the second-person check: what the check costs
-        runs.insert(1, (args.single, False))
+    if args.single:  # the single walker also without the second-person check: what the check costs, timed in
+        # A B B A order (the first run of a process is often slower; the machine's speed drifts)
+        runs[1:1] = [(args.single, False), (args.single, False), (args.single, "auto")]
     steps = Steps(len(runs), stderr_say(args.quiet))
     for spec, multi in runs:
         if not Path(spec).exists():
@@ -105,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
         steps.start()
         rows.append(_measure(spec, multi, frames, args.warmup, pose_workers=args.pose_workers, **kw))
         steps.done(f"pose on {Path(spec).name} ({rows[-1]['mode']})")
+    if args.single:
+        rows[0:4] = [_mean(rows[0], rows[3]), _mean(rows[1], rows[2])]
     table = Table(title=f"pose extraction on {platform.processor() or platform.machine()}, "
                         f"{os.cpu_count()} logical CPUs, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}")
     for col in ("video", "mode", "pose workers", "frames", "frames/s", "ms/frame", "person-frames", "ms/person-frame",
@@ -123,5 +137,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"multi / single frames/s: {rows[2]['fps'] / rows[0]['fps']:.2f}")
     print("ms/frame and ms/person-frame exclude decoding; ms/pose call counts every MediaPipe call "
           "(also those that found nobody); frames/s includes decoding; "
-          f"the first {args.warmup} frames of each video are not timed.")
+          f"the first {args.warmup} frames of each video are not timed"
+          + ("; the single walker is timed twice per row, in A B B A order." if args.single else "."))
     return 0
