@@ -20,8 +20,7 @@ Pipeline modes (``multi_person``):
   ``auto_fail_frames`` frames in a row, or when the detector (run every ``auto_check_every`` frames, in a thread
   beside the pose) sees a confident person at least ``auto_other_ratio`` times as tall as the tracked one who is
   not them (confirmed by a pose in their crop; the whole frame is searched every ``auto_verify_every`` frames,
-  the other checks search around the tracked person only). A person
-  who *overlaps* the tracked one (walks past in front or behind) does not get a track of their own: the
+  the other checks search around the tracked person only). A person who *overlaps* the tracked one (walks past in front or behind) does not get a track of their own: the
   full-frame pose may then put the tracked skeleton's limbs on them, so while the detector sees a second
   person box on the tracked one (`overlapping_people`), the detector runs every ``crowd_check_every`` frames
   and those frames (and ``crowd_hold`` more) are *dropped, flagged*: the observation has ``found=False`` and
@@ -133,8 +132,7 @@ def overlapping_people(detections, box, min_score: float, min_height: float) -> 
     """How many detected people stand on ``box`` (the tracked person's pose box, x0 y0 x1 y1): detections with
     score >= ``min_score``, at least ``min_height`` px tall, whose *core* (the middle half of the box's width:
     a HOG window is about twice as wide as the person in it) overlaps ``box`` horizontally (by > 10 % of its
-    width) and by at least half
-    of ``box``'s height vertically. Two or more: somebody passes in front of or behind the tracked person, and
+    width) and by at least half of ``box``'s height vertically. Two or more: somebody passes in front of or behind the tracked person, and
     a full-frame pose may mix the two."""
     n = 0
     x0, y0, x1, y1 = (float(v) for v in box)
@@ -143,7 +141,8 @@ def overlapping_people(detections, box, min_score: float, min_height: float) -> 
         if d.score < min_score or by1 - by0 < min_height:
             continue
         q = 0.25 * (bx1 - bx0)
-        if min(bx1 - q, x1) - max(bx0 + q, x0) > 0.1 * (x1 - x0) and min(by1, y1) - max(by0, y0) >= 0.5 * (y1 - y0):
+        overlap_x = min(bx1 - q, x1) - max(bx0 + q, x0)
+        if overlap_x > 0.1 * (x1 - x0) and min(by1, y1) - max(by0, y0) >= 0.5 * (y1 - y0):
             n += 1
     return n
 
@@ -192,12 +191,13 @@ class PosePipeline:
     """
 
     def __init__(self, *, multi_person: bool | str = "auto", layout: str = "kinect_v1", detect_every: int = 10,
-                 detector_height: int | None = 864, detector_scale_step: float = 1.05, min_crop_height: int = 256, crop_margin: float = 0.2,
-                 max_people: int = 12, min_pose_score: float = 0.5, smooth: bool = True,
-                 min_visibility: float = MIN_VISIBILITY, model_complexity: int = 1, auto_fail_frames: int = 5,
-                 auto_check_every: int = 5, auto_other_ratio: float = 0.85, crowd_check_every: int = 1,
-                 crowd_hold: int = 5, auto_verify_every: int = 25, crowd_score: float = 0.7, crowd_ratio: float = 0.6, quiet: bool = True,
-                 focal_px: float | None = None, detect_lag: int = 3, drop_unposed: int = 3, tracker_kw: dict | None = None,
+                 detect_lag: int = 3, detector_height: int | None = 864, detector_scale_step: float = 1.05,
+                 min_crop_height: int = 256, crop_margin: float = 0.2, max_people: int = 12,
+                 min_pose_score: float = 0.5, smooth: bool = True, min_visibility: float = MIN_VISIBILITY,
+                 model_complexity: int = 1, auto_fail_frames: int = 5, auto_check_every: int = 5,
+                 auto_verify_every: int = 25, auto_other_ratio: float = 0.85, crowd_check_every: int = 1,
+                 crowd_hold: int = 5, crowd_score: float = 0.7, crowd_ratio: float = 0.6, quiet: bool = True,
+                 focal_px: float | None = None, drop_unposed: int = 3, tracker_kw: dict | None = None,
                  smoothing_kw: dict | None = None, pose_workers: int | str = "auto"):
         if multi_person not in (True, False, "auto"):
             raise ExtractError(f"multi_person must be True, False or 'auto', got {multi_person!r}")
@@ -217,9 +217,8 @@ class PosePipeline:
         self.min_visibility = float(min_visibility)
         self.model_complexity = int(model_complexity)
         self.auto_fail_frames = int(auto_fail_frames)
-        self.auto_check_every = int(auto_check_every)
+        self.auto_check_every = max(1, int(auto_check_every))
         self.auto_other_ratio = float(auto_other_ratio)
-        self.auto_check_every = max(1, self.auto_check_every)
         self.crowd_check_every = max(1, int(crowd_check_every))
         self.crowd_hold = max(0, int(crowd_hold))
         self.auto_verify_every = max(1, int(auto_verify_every))
