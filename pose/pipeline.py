@@ -187,7 +187,7 @@ class PosePipeline:
     frame in a thread of this process and runs beside the pose calls of that frame and the next ``detect_lag``
     ones (a HOG run at 864 lines costs several frames' pose time; waiting for it idled the workers); its boxes,
     moved by how far their tracks moved since, then update the tracker (new people are posed from the next
-    frame on). With no track yet, the detections are used at once.
+    frame on). With no track yet, or on the frame auto mode switched to multi, the detections are used at once.
     """
 
     def __init__(self, *, multi_person: bool | str = "auto", layout: str = "kinect_v1", detect_every: int = 10,
@@ -224,7 +224,8 @@ class PosePipeline:
         self.auto_verify_every = max(1, int(auto_verify_every))
         self.crowd_score = float(crowd_score)
         self.crowd_ratio = float(crowd_ratio)
-        self._last_check = self._last_whole = -10 ** 9
+        self._last_check = -10 ** 9
+        self._last_whole = 0  # whole-frame checks at frames 25, 50, ... (as before the second-person check)
         self._crowd_seen: int | None = None  # last frame the detector saw a second person on the tracked one
         self._crowd_watch = False            # checking every crowd_check_every frames
         self.quiet = quiet
@@ -518,7 +519,8 @@ class PosePipeline:
                     self.tracker.remove(t, suppress_frames=30)
                     continue
             results[t.track_id] = res
-        if self._pending is not None and (not self._pending[1] or frame.index - self._pending[2] >= self.detect_lag):
+        if self._pending is not None and (not self._pending[1] or self._pending[2] == self.switched_at
+                                          or frame.index - self._pending[2] >= self.detect_lag):
             self._apply_detections()
         self.tracker.merge_duplicates()
         self._drop(self.tracker.removed)
