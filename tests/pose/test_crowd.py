@@ -1,9 +1,9 @@
 """Single-person (auto) mode notices a second person who overlaps the tracked one (issue #18 part 5): the
 full-frame pose may then put the tracked skeleton's limbs on the other person, so those frames are dropped
 (``found=False``) and flagged ``crowded``, in the live observations and in the tracks file."""
+from itertools import pairwise
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -83,7 +83,7 @@ def test_a_person_passing_over_the_tracked_one_drops_those_frames_flagged(monkey
     assert pipe.mode == "single"
     # the check runs every 4 frames (the setting) until it sees her, then every frame while she is there
     first = min(r for r in runs if r >= 12)
-    assert first <= 15 and all(b - a <= 4 for a, b in zip(runs, runs[1:]))
+    assert first <= 15 and all(b - a <= 4 for a, b in pairwise(runs))
     assert set(range(first, 21)) <= set(crowded) and set(crowded) <= set(range(first, 24))
     assert crowded == list(range(first, 24))  # + crowd_hold frames after the last sighting
     for o in obs:
@@ -92,12 +92,12 @@ def test_a_person_passing_over_the_tracked_one_drops_those_frames_flagged(monkey
             assert not o.valid.any() and np.isnan(o.joints).all()  # dropped, never a mixed skeleton
     # outside the passage the check goes back to its period
     late = [r for r in runs if r > 24]
-    assert all(b - a >= 4 for a, b in zip(late, late[1:]))
+    assert all(b - a >= 4 for a, b in pairwise(late))
 
 
 def test_people_beside_the_tracked_one_drop_nothing(monkeypatch):
     her = _det(560, 80, 820, 620)
-    pipe, obs, _ = _scripted_pipeline(monkeypatch, lambda i: [her, _det(300, 90, 560, 600)], auto_check_every=2)
+    _, obs, _ = _scripted_pipeline(monkeypatch, lambda i: [her, _det(300, 90, 560, 600)], auto_check_every=2)
     assert all(o.found and not o.crowded for o in obs)
 
 
@@ -142,5 +142,5 @@ def test_openpose_walk_second_walker_frames_are_dropped_not_drawn_on_him(tmp_pat
     kept_bad = [i for i in bad if found[i]]
     assert not kept_bad, f"frames with a mixed skeleton kept as found: {kept_bad}"
     assert all(crowded[i] for i in bad)
-    assert all(found[i] and not crowded[i] for i in range(0, 126))  # before he reaches her: nothing dropped
+    assert all(found[i] and not crowded[i] for i in range(126))  # before he reaches her: nothing dropped
     assert sum(crowded.values()) <= 25  # the passage, not the whole clip
