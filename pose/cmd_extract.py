@@ -44,6 +44,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--fps", type=float, help="frame rate of an image folder (default: 25) or override for a video")
     p.add_argument("--detect-every", type=int, default=10, help="run the people detector every N frames (default: 10)")
+    p.add_argument("--check-every", type=int, default=5, metavar="N",
+                   help="auto mode with one person: run the people detector every N frames (in a thread, beside "
+                        "the pose) to notice a second person; one who overlaps the tracked person makes those "
+                        "frames dropped, flagged 'crowded' (default: 5)")
     p.add_argument("--pose-workers", type=_workers, default="auto", metavar="auto|N",
                    help="multi-person mode: people posed in parallel in N worker processes "
                         "(default: auto = one per CPU core, at most 4; 0 = in this process)")
@@ -96,9 +100,22 @@ def _extract(args, source, out, openpose_dir, layouts):
     return extract(source, out_npz=out, overlay=args.overlay, openpose_dir=openpose_dir, layouts=layouts,
                    progress=not args.quiet, multi_person=args.multi_person,
                    min_track_frames=args.min_track_frames, max_gap=args.max_gap,
-                   detect_every=args.detect_every, pose_workers=args.pose_workers, detector_height=args.detector_height,
+                   detect_every=args.detect_every, auto_check_every=args.check_every, pose_workers=args.pose_workers, detector_height=args.detector_height,
                    min_crop_height=args.min_crop_height, min_visibility=args.min_visibility,
                    smooth=not args.no_smooth, model_complexity=args.model_complexity, focal_px=args.focal_px)
+
+
+def _runs(frames) -> str:
+    """``[3, 4, 5, 9]`` -> ``'3-5, 9'``."""
+    out, start, prev = [], None, None
+    for f in [int(x) for x in frames] + [None]:
+        if start is not None and (f is None or f != prev + 1):
+            out.append(f"{start}-{prev}" if prev != start else f"{start}")
+            start = None
+        if start is None:
+            start = f
+        prev = f
+    return ", ".join(out)
 
 
 def summary_text(res, out, overlay=None, openpose_dir=None) -> str:
@@ -111,8 +128,10 @@ def summary_text(res, out, overlay=None, openpose_dir=None) -> str:
              f"speed: {s.get('fps')} frames/s, {s.get('ms_per_person_frame')} ms per pose call, "
              f"{s.get('detector_runs')} detector runs"]
     for t in sorted(res.tracks, key=lambda t: -t.n_found)[:20]:
+        crowded = "" if t.crowded is None or not t.crowded.any() else \
+            f", dropped {int(t.crowded.sum())} (another person overlapping: frames {_runs(t.frames[t.crowded])})"
         lines.append(f"  track {t.track_id}: frames {int(t.frames[0])}-{int(t.frames[-1])}, "
-                     f"found {t.n_found}/{len(t)}, filled {int(t.filled.sum())}")
+                     f"found {t.n_found}/{len(t)}, filled {int(t.filled.sum())}{crowded}")
     if len(res.tracks) > 20:
         lines.append(f"  ... {len(res.tracks) - 20} more")
     lines.append(f"wrote {out}" + (f", {overlay}" if overlay else "")

@@ -31,10 +31,12 @@ def _build_track(tid: int, obs: list[TrackObservation], layouts, max_gap: int, m
     vis = np.full((T, 33), np.nan)
     bbox = np.full((T, 4), np.nan)
     root = np.full((T, 3), np.nan)
+    crowded = np.zeros(T, bool)
     for o in obs:
         i = o.frame_index - first
         ts[i] = o.timestamp_s
         bbox[i] = o.bbox
+        crowded[i] = o.crowded
         if o.found:
             found[i] = True
             world[i], kp[i], vis[i] = o.world33, o.keypoints2d, o.visibility
@@ -48,13 +50,30 @@ def _build_track(tid: int, obs: list[TrackObservation], layouts, max_gap: int, m
     kp, _ = fill_gaps(kp, found, ts, max_gap)
     vis, _ = fill_gaps(vis, found, ts, max_gap)
     root, _ = fill_gaps(root, found, ts, max_gap)
-    seq = TrackSequence(tid, frames, ts, found, filled, world, kp, vis, bbox, root)
+    if crowded.any():  # nothing is interpolated across frames dropped because another person overlapped
+        world[crowded], kp[crowded], vis[crowded], root[crowded] = np.nan, np.nan, np.nan, np.nan
+        filled &= ~crowded
+    seq = TrackSequence(tid, frames, ts, found, filled, world, kp, vis, bbox, root, crowded)
     vis0 = np.where(np.isfinite(vis), vis, 0.0)
     for name in layouts:
         if name == MEDIAPIPE:
             continue
         seq.joints[name], seq.valid[name] = convert_world(world, vis0, name, min_visibility)
     return seq
+
+
+def _crowded_lookback(obs: list[TrackObservation], frames: int) -> None:
+    """Offline, the frames just before another person was first seen overlapping a track are dropped too: the
+    detector checks every ``auto_check_every`` frames, so the person may have arrived up to that many frames
+    earlier (live use cannot look back)."""
+    if frames <= 0:
+        return
+    for k in range(1, len(obs)):
+        if obs[k].crowded and not obs[k - 1].crowded:
+            first = obs[k].frame_index
+            for o in obs[max(0, k - frames):k]:
+                if first - o.frame_index <= frames:
+                    o.found, o.crowded = False, True
 
 
 def extract(source, out_npz=None, overlay=None, openpose_dir=None, layouts=("kinect_v1", "casia14"),
@@ -113,8 +132,10 @@ def extract(source, out_npz=None, overlay=None, openpose_dir=None, layouts=("kin
     finally:
         pipe.close()
     wall = time.perf_counter() - t_start
+    lookback = pipe.auto_check_every - 1 if multi_person == "auto" else 0
     tracks = []
     for tid, obs in sorted(per_track.items()):
+        _crowded_lookback(obs, lookback)
         found = [o for o in obs if o.found]
         if len(found) < min_track_frames:
             continue

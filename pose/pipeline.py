@@ -17,8 +17,14 @@ Pipeline modes (``multi_person``):
   tracked person cropped with a margin (upscaled to ``min_crop_height`` when small) and posed by their own
   MediaPipe graph; between detections the pose keeps the track's box up to date.
 * ``'auto'`` (default) — start single; switch to multi (for good) when the full-frame pose fails for
-  ``auto_fail_frames`` frames in a row, or when the detector (run every ``auto_check_every`` frames) sees a
-  confident person at least ``auto_other_ratio`` times as tall as the tracked one who is not them.
+  ``auto_fail_frames`` frames in a row, or when the detector (run every ``auto_check_every`` frames, in a thread
+  beside the pose) sees a confident person at least ``auto_other_ratio`` times as tall as the tracked one who is
+  not them (confirmed by a pose in their crop; the whole frame is searched every ``auto_verify_every`` frames,
+  the other checks search around the tracked person only). A person who *overlaps* the tracked one (walks past in front or behind) does not get a track of their own: the
+  full-frame pose may then put the tracked skeleton's limbs on them, so while the detector sees a second
+  person box on the tracked one (`overlapping_people`), the detector runs every ``crowd_check_every`` frames
+  and those frames (and ``crowd_hold`` more) are *dropped, flagged*: the observation has ``found=False`` and
+  ``crowded=True`` (the tracks file keeps the flag).
 
 Coordinates: ``mediapipe33`` world landmarks are MediaPipe's (metres, origin at the hip midpoint, x image-right,
 y down, z away from the camera). The converted layouts (``kinect_v1``, ``casia14``, ...) are in Kinect camera axes
@@ -43,7 +49,6 @@ from pose.errors import PoseError
 from pose.estimator import PoseEstimator, PoseResult, estimate_translation, prepare_crop, to_camera_axes
 from pose.smoothing import OneEuroFilter
 from pose.sources import Frame, FrameSource, open_source
-from pose.errors import PoseError
 from pose.track import Track, Tracker, pose_box
 
 if TYPE_CHECKING:
@@ -116,6 +121,30 @@ class TrackObservation:
     found: bool = True
     confirmed: bool = True
     root: np.ndarray | None = None     # (3,) estimated hip-midpoint position, Kinect camera axes, metres
+    crowded: bool = False  # dropped (found=False): another person overlapped this one, the pose may mix them
+
+
+#: `PosePipeline` internal: the pose of this frame is dropped because another person overlaps the tracked one.
+_CROWDED = object()
+
+
+def overlapping_people(detections, box, min_score: float, min_height: float) -> int:
+    """How many detected people stand on ``box`` (the tracked person's pose box, x0 y0 x1 y1): detections with
+    score >= ``min_score``, at least ``min_height`` px tall, whose *core* (the middle half of the box's width:
+    a HOG window is about twice as wide as the person in it) overlaps ``box`` horizontally (by > 10 % of its
+    width) and by at least half of ``box``'s height vertically. Two or more: somebody passes in front of or behind the tracked person, and
+    a full-frame pose may mix the two."""
+    n = 0
+    x0, y0, x1, y1 = (float(v) for v in box)
+    for d in detections:
+        bx0, by0, bx1, by1 = (float(v) for v in d.box)
+        if d.score < min_score or by1 - by0 < min_height:
+            continue
+        q = 0.25 * (bx1 - bx0)
+        overlap_x = min(bx1 - q, x1) - max(bx0 + q, x0)
+        if overlap_x > 0.1 * (x1 - x0) and min(by1, y1) - max(by0, y0) >= 0.5 * (y1 - y0):
+            n += 1
+    return n
 
 
 class FrameTracks(list):
@@ -147,18 +176,27 @@ class PosePipeline:
     landmarks and 2D keypoints), ``min_visibility`` (for layout conversion), ``model_complexity`` (MediaPipe;
     only 1 is bundled), ``pose_workers`` (multi mode: worker processes running the people's pose calls in
     parallel, `pose.workers`; ``'auto'`` = one per CPU core, at most 4; 0 = all in this process), tracker
-    settings via ``tracker_kw``.
+    settings via ``tracker_kw``. Auto mode while one person is tracked (module docstring): ``auto_check_every``
+    (people-detector period: the cost of noticing a second person), ``auto_verify_every``, ``auto_other_ratio``,
+    ``auto_fail_frames``; a person overlapping the tracked one: ``crowd_check_every`` (detector period while
+    they overlap), ``crowd_hold`` (frames still dropped after the last sighting), ``crowd_score`` (least HOG
+    score), ``crowd_ratio`` (least height, relative to the tracked person's detector box).
 
     Multi-mode frame: tracks are moved by their velocity, every track's crop is posed (in parallel in the
-    workers, while this process runs the people detector on detection frames), the poses refresh the track
-    boxes, then the detections update the tracker (new people are posed from the next frame on).
+    workers), the poses refresh the track boxes. Every ``detect_every`` frames the people detector starts on the
+    frame in a thread of this process and runs beside the pose calls of that frame and the next ``detect_lag``
+    ones (a HOG run at 864 lines costs several frames' pose time; waiting for it idled the workers); its boxes,
+    moved by how far their tracks moved since, then update the tracker (new people are posed from the next
+    frame on). With no track yet, or on the frame auto mode switched to multi, the detections are used at once.
     """
 
     def __init__(self, *, multi_person: bool | str = "auto", layout: str = "kinect_v1", detect_every: int = 10,
-                 detector_height: int | None = 864, min_crop_height: int = 256, crop_margin: float = 0.2,
-                 max_people: int = 12, min_pose_score: float = 0.5, smooth: bool = True,
-                 min_visibility: float = MIN_VISIBILITY, model_complexity: int = 1, auto_fail_frames: int = 5,
-                 auto_check_every: int = 25, auto_other_ratio: float = 0.85, quiet: bool = True,
+                 detect_lag: int = 3, detector_height: int | None = 864, detector_scale_step: float = 1.05,
+                 min_crop_height: int = 256, crop_margin: float = 0.2, max_people: int = 12,
+                 min_pose_score: float = 0.5, smooth: bool = True, min_visibility: float = MIN_VISIBILITY,
+                 model_complexity: int = 1, auto_fail_frames: int = 5, auto_check_every: int = 5,
+                 auto_verify_every: int = 25, auto_other_ratio: float = 0.85, crowd_check_every: int = 1,
+                 crowd_hold: int = 5, crowd_score: float = 0.7, crowd_ratio: float = 0.6, quiet: bool = True,
                  focal_px: float | None = None, drop_unposed: int = 3, tracker_kw: dict | None = None,
                  smoothing_kw: dict | None = None, pose_workers: int | str = "auto"):
         if multi_person not in (True, False, "auto"):
@@ -168,7 +206,9 @@ class PosePipeline:
         self.mode = "multi" if multi_person is True else "single"
         self.switched_at: int | None = None
         self.detect_every = max(1, int(detect_every))
+        self.detect_lag = max(0, int(detect_lag))
         self.detector_height = detector_height
+        self.detector_scale_step = float(detector_scale_step)
         self.min_crop_height = int(min_crop_height)
         self.crop_margin = float(crop_margin)
         self.max_people = int(max_people)
@@ -177,8 +217,17 @@ class PosePipeline:
         self.min_visibility = float(min_visibility)
         self.model_complexity = int(model_complexity)
         self.auto_fail_frames = int(auto_fail_frames)
-        self.auto_check_every = int(auto_check_every)
+        self.auto_check_every = max(1, int(auto_check_every))
         self.auto_other_ratio = float(auto_other_ratio)
+        self.crowd_check_every = max(1, int(crowd_check_every))
+        self.crowd_hold = max(0, int(crowd_hold))
+        self.auto_verify_every = max(1, int(auto_verify_every))
+        self.crowd_score = float(crowd_score)
+        self.crowd_ratio = float(crowd_ratio)
+        self._last_check = -10 ** 9
+        self._last_whole = 0  # whole-frame checks at frames 25, 50, ... (as before the second-person check)
+        self._crowd_seen: int | None = None  # last frame the detector saw a second person on the tracked one
+        self._crowd_watch = False            # checking every crowd_check_every frames
         self.quiet = quiet
         self.focal_px = focal_px
         self.drop_unposed = int(drop_unposed)
@@ -193,13 +242,15 @@ class PosePipeline:
         tkw.update(tracker_kw or {})
         self.tracker = Tracker(**tkw)
         self._detector = None
+        self._pool = None  # thread running the people detector (single path)
         self._full: PoseEstimator | None = None  # full-frame estimator (single mode)
         self._verify: PoseEstimator | None = None  # auto mode: checks a possible second person
         self._states: dict[int, _TrackState] = {}
         self._fails = 0
         self._last_detect = -10 ** 9
+        self._pending = None  # multi mode: (future of detections, track boxes then, frame) of the running detector
         self.stats = {"frames": 0, "pose_calls": 0, "person_frames": 0, "detector_runs": 0,
-                      "detector_s": 0.0, "pose_s": 0.0, "pose_wall_s": 0.0}
+                      "detector_s": 0.0, "pose_s": 0.0, "pose_wall_s": 0.0, "crowded_frames": 0}
         # fail early (before any frame) on an unusable model
         from pose.estimator import check_model
 
@@ -236,12 +287,42 @@ class PosePipeline:
         if self._detector is None:
             from pose.detect import PeopleDetector
 
-            self._detector = PeopleDetector(target_height=self.detector_height)
+            self._detector = PeopleDetector(target_height=self.detector_height, scale_step=self.detector_scale_step)
         t0 = time.perf_counter()
         dets = self._detector.detect(image, target_height)
         self.stats["detector_s"] += time.perf_counter() - t0
         self.stats["detector_runs"] += 1
         return dets
+
+    def _submit(self, fn, *args):
+        """Run ``fn(*args)`` in the people-detector thread (OpenCV and MediaPipe release the GIL, so it runs
+        beside the pose calls): returns a future."""
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="people-detector")
+        return self._pool.submit(fn, *args)
+
+    def _detect_async(self, image, scale: float, around=None):
+        """`_detect` in a background thread at ``scale`` (of the frame), on the whole frame or (``around`` a box)
+        on the box widened by 0.75 of its height on each side and 0.25 above and below: returns a future of
+        ``(detections in frame pixels, whole)``."""
+
+        def run():
+            h_img, w_img = image.shape[:2]
+            if around is None:
+                return self._detect(image, max(int(round(h_img * scale)), 1)), True
+            bx0, by0, bx1, by1 = (float(v) for v in around)
+            h = by1 - by0
+            x0, x1 = int(max(bx0 - 0.75 * h, 0)), int(min(bx1 + 0.75 * h, w_img))
+            y0, y1 = int(max(by0 - 0.25 * h, 0)), int(min(by1 + 0.25 * h, h_img))
+            if (y1 - y0) * scale < 136 or (x1 - x0) * scale < 72:  # no detector window fits: the whole frame
+                return self._detect(image, max(int(round(h_img * scale)), 1)), True
+            dets = self._detect(image[y0:y1, x0:x1], int(round((y1 - y0) * scale)))
+            off = np.array([x0, y0, x0, y0], float)
+            return [type(d)(d.box + off, d.score) for d in dets], False
+
+        return self._submit(run)
 
     def _pose(self, est: PoseEstimator, image, roi=None) -> PoseResult | None:
         t0 = time.perf_counter()
@@ -311,6 +392,25 @@ class PosePipeline:
         self._drop(self.tracker.removed)
         if self._full is None:
             self._full = self._new_estimator(crop=False)
+        track = self.tracker.tracks[0] if self.tracker.tracks else None
+        pending = None
+        if self.multi_person == "auto" and track is not None:
+            every = self.crowd_check_every if self._crowd_watch else self.auto_check_every
+            if frame.index - self._last_check >= every:
+                # the people detector runs in a thread while MediaPipe poses the frame (both release the GIL):
+                # on an idle multi-core machine the check costs little wall time. Only people about as tall as
+                # the tracked one matter: detect on a frame shrunk so that such a person is ~1.5 detector
+                # windows tall (far cheaper than the full-size search).
+                # Between whole-frame checks (every auto_verify_every frames: somebody anywhere) only the
+                # surroundings of the tracked person are searched (somebody passing over them).
+                self._last_check = frame.index
+                whole = frame.index - self._last_whole >= self.auto_verify_every
+                if whole:
+                    self._last_whole = frame.index
+                h_img = image.shape[0]
+                scale = min((self.detector_height or h_img) / h_img, 200.0 / max(1.4 * track.height, 1.0))
+                scale = max(scale, 160 / h_img)
+                pending = self._detect_async(image, scale, None if whole else track.box)
         res = self._pose(self._full, image)
         track = self.tracker.tracks[0] if self.tracker.tracks else None
         if res is not None:
@@ -323,16 +423,13 @@ class PosePipeline:
                 self.tracker.observe_pose(track, res.keypoints2d, res.visibility)
         else:
             self._fails += 1
+        crowded = False
         if self.multi_person == "auto":
             switch = self._fails >= self.auto_fail_frames
-            if not switch and track is not None and frame.index % self.auto_check_every == 0:
+            dets, whole = pending.result() if pending is not None else (None, False)
+            if not switch and track is not None and dets is not None:
                 from pose.detect import iou_matrix
 
-                # only people about as tall as the tracked one matter here: detect on a frame shrunk so that
-                # such a person is ~1.5 detector windows tall (far cheaper than the full-size search)
-                h_img = image.shape[0]
-                target = int(min(self.detector_height or h_img, h_img * 200.0 / max(1.4 * track.height, 1.0)))
-                dets = self._detect(image, max(target, 160))
                 if dets:
                     boxes = np.array([d.box for d in dets])
                     overlap = iou_matrix(boxes, track.box[None])[:, 0]
@@ -344,10 +441,15 @@ class PosePipeline:
                             continue
                         other = overlap[k] < 0.2
                         tall = (d.box[3] - d.box[1]) >= self.auto_other_ratio * ref_h
-                        if other and tall and d.score >= self.tracker.new_track_score \
+                        if whole and other and tall and d.score >= self.tracker.new_track_score \
                                 and self._is_other_person(image, d.box, track, size):
                             switch = True
                             break
+                    if not switch:
+                        self._crowd_check(dets, track, ref_h, frame.index)
+                elif self._crowd_watch:
+                    self._crowd_check([], track, 0.0, frame.index)
+            crowded = self._crowd_seen is not None and frame.index - self._crowd_seen <= self.crowd_hold
             if switch:
                 self.mode = "multi"
                 self.switched_at = frame.index
@@ -360,7 +462,18 @@ class PosePipeline:
         if track is None:
             return {}
         self._state(track, crop=False)
+        if crowded:
+            self.stats["crowded_frames"] += 1
+            return {track.track_id: _CROWDED}
         return {track.track_id: res}
+
+    def _crowd_check(self, dets, track: Track, ref_h: float, frame_index: int) -> None:
+        """Auto mode, single path: does the detector see a second person on the tracked one?"""
+        if overlapping_people(dets, track.box, self.crowd_score, self.crowd_ratio * ref_h) >= 2:
+            self._crowd_seen = frame_index
+            self._crowd_watch = True
+        elif self._crowd_watch and (self._crowd_seen is None or frame_index - self._crowd_seen > self.crowd_hold):
+            self._crowd_watch = False
 
     def _is_other_person(self, image, box, track: Track, size) -> bool:
         """Auto mode: confirm a detector box by posing it (HOG alone fires on clutter and crowds): a second
@@ -384,13 +497,16 @@ class PosePipeline:
         if self.tracker.frame != frame.index:
             self.tracker.predict(frame.index, size)
             self._drop(self.tracker.removed)
-        detect = frame.index - self._last_detect >= self.detect_every
-        if detect:
+        if self._pending is None and frame.index - self._last_detect >= self.detect_every:
+            # the detector runs in a thread over this frame and the next ``detect_lag`` ones, while the people
+            # are posed; its boxes are then moved by how far their tracks moved since (`_apply_detections`)
             self._last_detect = frame.index
+            snap = {t.track_id: t.box.copy() for t in self.tracker.tracks}
+            self._pending = (self._submit(self._detect, image), snap, frame.index)
         tracks = sorted(self.tracker.tracks, key=lambda t: (not t.confirmed, -t.score, t.track_id))[: self.max_people]
         for t in tracks:
             self._state(t, crop=self.pose_workers == 0)
-        poses, dets = self._pose_tracks(image, tracks, size, (lambda: self._detect(image)) if detect else None)
+        poses, _ = self._pose_tracks(image, tracks, size)
         results = {}
         for t, res in zip(tracks, poses):
             if res is not None:
@@ -403,13 +519,34 @@ class PosePipeline:
                     self.tracker.remove(t, suppress_frames=30)
                     continue
             results[t.track_id] = res
-        if detect:
-            self.tracker.update(dets)
-            self._drop(self.tracker.removed)
+        if self._pending is not None and (not self._pending[1] or self._pending[2] == self.switched_at
+                                          or frame.index - self._pending[2] >= self.detect_lag):
+            self._apply_detections()
         self.tracker.merge_duplicates()
         self._drop(self.tracker.removed)
         live = {t.track_id for t in self.tracker.tracks}
         return {k: v for k, v in results.items() if k in live}
+
+    def _apply_detections(self) -> None:
+        """Feed the pending detector run (of frame ``f``) to the tracker now (frame ``f + detect_lag``): a box that
+        matches a track's box of frame ``f`` is moved by how far that track moved since."""
+        from pose.detect import Detection, iou_matrix
+
+        future, snap, _ = self._pending
+        self._pending = None
+        dets = future.result()
+        alive = [t for t in self.tracker.tracks if t.track_id in snap]
+        if dets and alive:
+            then = np.array([snap[t.track_id] for t in alive])
+            iou = iou_matrix(np.array([d.box for d in dets]), then)
+            moved = []
+            for k, d in enumerate(dets):
+                j = int(np.argmax(iou[k]))
+                shift = alive[j].box - then[j] if iou[k, j] >= self.tracker.match_iou else 0.0
+                moved.append(Detection(d.box + shift, d.score))
+            dets = moved
+        self.tracker.update(dets)
+        self._drop(self.tracker.removed)
 
     def _observations(self, frame: Frame, results: dict) -> list[TrackObservation]:
         by_id = {t.track_id: t for t in self.tracker.tracks}
@@ -419,11 +556,12 @@ class PosePipeline:
             if track is None:
                 continue
             st = self._states[tid]
-            if res is None:
+            if res is None or res is _CROWDED:
                 out.append(TrackObservation(
                     tid, frame.index, frame.timestamp_s, np.full((self._J, 3), np.nan),
                     np.zeros(self._J, bool), np.full((33, 2), np.nan), np.zeros(33), track.box.copy(),
-                    self.layout, np.full((33, 3), np.nan), found=False, confirmed=track.confirmed))
+                    self.layout, np.full((33, 3), np.nan), found=False, confirmed=track.confirmed,
+                    crowded=res is _CROWDED))
                 continue
             self.stats["person_frames"] += 1
             world, kp = res.world, res.keypoints2d
@@ -446,6 +584,9 @@ class PosePipeline:
         return get_layout(self.layout).J
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         for est in (self._full, self._verify):
             if est is not None:
                 est.close()

@@ -34,6 +34,7 @@ class TrackSequence:
     visibility: np.ndarray   # (T, 33)
     bbox: np.ndarray         # (T, 4) pixels
     root: np.ndarray | None = None  # (T, 3) estimated hip-midpoint position, Kinect camera axes, metres
+    crowded: np.ndarray | None = None  # (T,) bool: dropped (not found) because another person overlapped this one
     joints: dict[str, np.ndarray] = field(default_factory=dict)  # layout -> (T, J, 3)
     valid: dict[str, np.ndarray] = field(default_factory=dict)   # layout -> (T, J) bool
 
@@ -54,7 +55,8 @@ class TrackSequence:
 
     def summary(self) -> dict:
         return {"track_id": self.track_id, "first_frame": int(self.frames[0]), "last_frame": int(self.frames[-1]),
-                "n_frames": len(self), "n_found": self.n_found, "n_filled": int(self.filled.sum())}
+                "n_frames": len(self), "n_found": self.n_found, "n_filled": int(self.filled.sum()),
+                "n_crowded": int(self.crowded.sum()) if self.crowded is not None else 0}
 
 
 @dataclass
@@ -103,7 +105,8 @@ def save_tracks(path, result: ExtractResult) -> Path:
 
     Keys: ``meta`` (a JSON string: format, version, source, fps, frame_size, layouts, axes, complete/error,
     per-track summaries, stats, params) and per track ``track{id}/frames``, ``/timestamps``, ``/found``,
-    ``/filled``, ``/mediapipe33``, ``/keypoints2d``, ``/visibility``, ``/bbox``, ``/root`` (T, 3), ``/{layout}``
+    ``/filled``, ``/mediapipe33``, ``/keypoints2d``, ``/visibility``, ``/bbox``, ``/root`` (T, 3), ``/crowded`` (T,)
+    (frames dropped because another person overlapped this one; absent in older files: all False), ``/{layout}``
     (T, J, 3) and ``/{layout}_valid`` (T, J).
     """
     from pose.io import save_npz
@@ -115,6 +118,8 @@ def save_tracks(path, result: ExtractResult) -> Path:
             arrays[p + key] = getattr(t, key)
         if t.root is not None:
             arrays[p + "root"] = t.root
+        if t.crowded is not None:
+            arrays[p + "crowded"] = np.asarray(t.crowded, bool)
         for name in t.joints:
             arrays[p + name] = t.joints[name]
             arrays[p + name + "_valid"] = t.valid[name]
@@ -162,7 +167,9 @@ def load_tracks(path) -> ExtractResult:
         missing = [p + k for k in _PER_TRACK if p + k not in data]
         if missing:
             raise SourceError(f"{path}: track {tid} lacks {', '.join(missing)}")
-        seq = TrackSequence(tid, *(data[p + k] for k in _PER_TRACK), root=data.get(p + "root"))
+        crowded = data.get(p + "crowded")
+        seq = TrackSequence(tid, *(data[p + k] for k in _PER_TRACK), root=data.get(p + "root"),
+                            crowded=crowded.astype(bool) if crowded is not None else np.zeros(len(data[p + "frames"]), bool))
         for name in layouts:
             if name == MEDIAPIPE:
                 continue

@@ -70,15 +70,19 @@ def run(args: argparse.Namespace) -> int:
             times.append(time.perf_counter() - t0)
         return min(times)
 
+    from cagereid.progress import Steps, stderr_say
+
+    combos = [(b, k) for b in args.backends for k in args.k if not (b == "kdtree" and device.type != "cpu")]
+    steps = Steps(len(combos) + 1, stderr_say(args.quiet))
     rows = []
-    for backend in args.backends:
-        for k in args.k:
-            if backend == "kdtree" and device.type != "cpu":
-                continue
-            m = L.MatchingLifter(x2d, depth, k=k, device=str(device), backend=backend)
-            m.lift_normalised(q[:8])  # build the tree / warm up the device
-            t = best(lambda m=m: m.lift_normalised(q))
-            rows.append((f"matching k={k} ({backend})", str(device), t))
+    for backend, k in combos:
+        steps.start()
+        m = L.MatchingLifter(x2d, depth, k=k, device=str(device), backend=backend)
+        m.lift_normalised(q[:8])  # build the tree / warm up the device
+        t = best(lambda m=m: m.lift_normalised(q))
+        rows.append((f"matching k={k} ({backend})", str(device), t))
+        steps.done(f"matching lifter k={k} ({backend}): {args.poses / t:,.0f} poses/s")
+    steps.start()
     if args.mlp.is_file():
         mlp = L.MLPLifter.load(args.mlp, device=str(device))
         mlp_name = f"mlp ({args.mlp.name}, {sum(p.numel() for p in mlp.model.parameters()):,} params)"
@@ -87,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         mlp_name = f"mlp (untrained, width {args.width})"
     mlp.lift_normalised(q[:8])
     rows.append((mlp_name, str(device), best(lambda: mlp.lift_normalised(q))))
+    steps.done(f"MLP lifter: {args.poses / rows[-1][2]:,.0f} poses/s")
 
     cpu = platform.processor() or platform.machine()
     table = Table(title=f"lifting throughput: {args.poses} poses, library {len(x2d):,} pairs ({lib_name}); "

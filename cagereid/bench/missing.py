@@ -77,7 +77,7 @@ def _scores(g_emb, g_pid, g_seq, p_emb, p_pid, p_seq) -> dict:
             "s_hits": f"{hits}/{s['n_probes']}"}
 
 
-def ucalgary_proxy(root: str, policies: list[str], methods: dict, seed: int, f: int) -> list[dict]:
+def ucalgary_proxy(root: str, policies: list[str], methods: dict, seed: int, f: int, steps=None) -> list[dict]:
     from offline.datasets.ucalgary import load_ucalgary
     from offline.degrade import monocular_like
     from offline.video_manifest import windows_of_track
@@ -95,6 +95,8 @@ def ucalgary_proxy(root: str, policies: list[str], methods: dict, seed: int, f: 
         walks[(r.subject, r.run)] = (monocular_like(clean, lay, rng), clean)
     rows = []
     for variant in ["clean"] + policies:
+        if steps is not None:
+            steps.start()
         sets = {1: ([], [], []), 2: ([], [], [])}
         for (subj, run), ((joints, valid), clean) in sorted(walks.items()):
             if variant == "clean":
@@ -110,10 +112,12 @@ def ucalgary_proxy(root: str, policies: list[str], methods: dict, seed: int, f: 
             ge, pe = run(g[0], p[0])
             rows.append({"set": "UCalgary proxy", "policy": variant, "method": name,
                          **_scores(ge, g[1], g[2], pe, p[1], p[2]), "windows": len(g[0]) + len(p[0])})
+        if steps is not None:
+            steps.done(f"UCalgary proxy, {variant}")
     return rows
 
 
-def ucb(folder: str, policies: list[str], thresholds: list[float], methods: dict, f: int, stride: int):
+def ucb(folder: str, policies: list[str], thresholds: list[float], methods: dict, f: int, stride: int, steps=None):
     from offline.video_manifest import track_joints, windows_of_track
     from pose.extract import load_tracks
 
@@ -125,6 +129,8 @@ def ucb(folder: str, policies: list[str], thresholds: list[float], methods: dict
     enrol_rows, rows = [], []
     for vis in thresholds:
         for pol in policies:
+            if steps is not None:
+                steps.start()
             clips = []  # (name, person, windows at stride 1)
             enrolled = []
             for path in files:
@@ -160,6 +166,8 @@ def ucb(folder: str, policies: list[str], thresholds: list[float], methods: dict
                 rows.append({"set": "ucb 001 leave-one-clip-out", "visibility": vis, "policy": pol, "method": name,
                              "w_r1": 100 * w_hits / max(w_n, 1), "s_hits": f"{s_hits}/{len(probes)}",
                              "gallery_people": len({c[1] for c in clips})})
+            if steps is not None:
+                steps.done(f"ucb clips, visibility {vis:g}, policy {pol}")
     return enrol_rows, rows
 
 
@@ -174,12 +182,16 @@ def run(args: argparse.Namespace) -> int:
     enc, methods = _methods(args.model)
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
     console = Console()
+    from cagereid.progress import Steps, stderr_say
+
+    thresholds = [float(v) for v in args.visibility.split(",")]
+    steps = Steps((len(thresholds) * len(policies) if args.tracks else 0)
+                  + (1 + len(policies) if args.ucalgary else 0), stderr_say(args.quiet))
     if args.tracks:
         from stream.config import load_config
 
         stride = load_config(None).stride
-        thresholds = [float(v) for v in args.visibility.split(",")]
-        enrol, rows = ucb(args.tracks, policies, thresholds, methods, enc.f, stride)
+        enrol, rows = ucb(args.tracks, policies, thresholds, methods, enc.f, stride, steps)
         t = Table(title=f"Enrolment of the ucb_recognition clips (>= 5 windows, f={enc.f}, live stride {stride})")
         for c in ("visibility", "policy", "enrolled", "windows per clip"):
             t.add_column(c)
@@ -189,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
         _table(console, "ucb person 001, leave one clip out (gallery: 001's other clips + every other track)",
                rows, ("visibility", "policy", "method", "w_r1", "s_hits", "gallery_people"))
     if args.ucalgary:
-        rows = ucalgary_proxy(args.ucalgary, policies, methods, args.seed, enc.f)
+        rows = ucalgary_proxy(args.ucalgary, policies, methods, args.seed, enc.f, steps)
         _table(console, f"UCalgary proxy (kinect_v1, monocular-like degradation, seed {args.seed}): gallery Run1, "
                "probe Run2", rows, ("policy", "method", "w_r1", "w_map", "s_r1", "s_hits", "windows"))
     return 0

@@ -25,6 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=10,
                    help="frames processed before timing starts (graph and worker start-up, the auto-mode switch "
                         "after 5 frames without a full-frame pose: not steady state; default 10)")
+    p.add_argument("--check-every", type=int, default=None, metavar="N",
+                   help="auto mode, one person: people-detector check period (default: the pipeline's); the "
+                        "single video is also timed without the check (--multi-person no) for the ratio")
     p.add_argument("--threads", type=int, default=0,
                    help="set OpenCV's thread count (0: leave as is; set OMP_NUM_THREADS=1 for stable numbers)")
 
@@ -60,12 +63,25 @@ def _measure(spec: str, multi_person, frames: int | None, warmup: int = 3, **pip
         mode = pipe.mode
         workers = pipe.pose_workers if mode == "multi" else 0
     work = wall - decode_s
+    if multi_person is False:
+        mode = "single, no check"
     return {"video": Path(spec).name, "mode": mode, "workers": workers, "frames": n, "fps": n / wall if wall else 0.0,
             "ms_frame": 1000 * work / max(n, 1), "person_frames": st["person_frames"],
             "ms_person_frame": 1000 * work / max(st["person_frames"], 1),
             "ms_pose_call": 1000 * st["pose_s"] / max(st["pose_calls"], 1), "pose_calls": st["pose_calls"],
             "ms_detect": 1000 * st["detector_s"] / max(st["detector_runs"], 1), "detector_runs": st["detector_runs"],
-            "ms_decode": 1000 * decode_s / max(n, 1)}
+            "ms_decode": 1000 * decode_s / max(n, 1), "crowded": st.get("crowded_frames", 0)}
+
+
+def _mean(a: dict, b: dict) -> dict:
+    """Two runs of one configuration as one row: frames/s from the summed times, the rest averaged."""
+    out = dict(a)
+    out["fps"] = (a["frames"] + b["frames"]) / (a["frames"] / max(a["fps"], 1e-9) + b["frames"] / max(b["fps"], 1e-9))
+    for k in ("ms_frame", "ms_person_frame", "ms_pose_call", "ms_detect", "ms_decode"):
+        out[k] = 0.5 * (a[k] + b[k])
+    for k in ("frames", "person_frames", "pose_calls", "detector_runs", "crowded"):
+        out[k] = a[k] + b[k]
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -87,14 +103,22 @@ def run(args: argparse.Namespace) -> int:
         raise SourceError("give --single VIDEO and/or --multi VIDEO")
     from cagereid.progress import Steps, stderr_say
 
-    steps = Steps(len(videos), stderr_say(args.quiet))
-    for spec, multi in ((v, "auto") for v in videos):
+    runs = [(v, "auto") for v in videos]
+    if args.single:  # the single walker also without the second-person check: what the check costs, timed in
+        # A B B A order (the first run of a process is often slower; the machine's speed drifts)
+        runs[1:1] = [(args.single, False), (args.single, False), (args.single, "auto")]
+    steps = Steps(len(runs), stderr_say(args.quiet))
+    for spec, multi in runs:
         if not Path(spec).exists():
             raise SourceError(f"{spec}: no such video")
         kw = {} if args.detect_every is None else {"detect_every": args.detect_every}
+        if args.check_every is not None:
+            kw["auto_check_every"] = args.check_every
         steps.start()
         rows.append(_measure(spec, multi, frames, args.warmup, pose_workers=args.pose_workers, **kw))
-        steps.done(f"pose on {Path(spec).name}")
+        steps.done(f"pose on {Path(spec).name} ({rows[-1]['mode']})")
+    if args.single:
+        rows[0:4] = [_mean(rows[0], rows[3]), _mean(rows[1], rows[2])]
     table = Table(title=f"pose extraction on {platform.processor() or platform.machine()}, "
                         f"{os.cpu_count()} logical CPUs, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}")
     for col in ("video", "mode", "pose workers", "frames", "frames/s", "ms/frame", "person-frames", "ms/person-frame",
@@ -106,9 +130,13 @@ def run(args: argparse.Namespace) -> int:
                       f"{r['ms_pose_call']:.1f} ({r['pose_calls']})",
                       f"{r['ms_detect']:.0f} ({r['detector_runs']})", f"{r['ms_decode']:.1f}")
     show(Console(width=185), table)
-    if len(rows) == 2 and rows[0]["fps"] > 0:
-        print(f"multi / single frames/s: {rows[1]['fps'] / rows[0]['fps']:.2f}")
+    if args.single and rows[1]["fps"] > 0:
+        print(f"single walker with / without the second-person check, frames/s: {rows[0]['fps'] / rows[1]['fps']:.2f}"
+              f" ({rows[0]['crowded']} frames dropped as crowded)")
+    if args.single and args.multi and rows[0]["fps"] > 0:
+        print(f"multi / single frames/s: {rows[2]['fps'] / rows[0]['fps']:.2f}")
     print("ms/frame and ms/person-frame exclude decoding; ms/pose call counts every MediaPipe call "
           "(also those that found nobody); frames/s includes decoding; "
-          f"the first {args.warmup} frames of each video are not timed.")
+          f"the first {args.warmup} frames of each video are not timed"
+          + ("; the single walker is timed twice per row, in A B B A order." if args.single else "."))
     return 0

@@ -154,6 +154,11 @@ def run(args: argparse.Namespace) -> int:
         _sync(device)
         return time.perf_counter() - t0
 
+    from cagereid.progress import Steps, stderr_say
+
+    lat_batches = [int(x) for x in args.latency_batches.split(",") if x.strip()]
+    steps = Steps(max(1, args.runs) + len(lat_batches), stderr_say(args.quiet))
+    steps.start()
     model_step(idx[0])  # warm-up (oneDNN primitives, allocator)
     if args.reference:
         ref_step(idx[0])
@@ -170,10 +175,13 @@ def run(args: argparse.Namespace) -> int:
         if args.reference:
             runs["reference"].append(n_win / t_ref)
         runs["gflops"].append(matmul_gflops(device))
+        steps.done(f"training run: {runs['model'][-1]:,.0f} windows/s"
+                   + (f", reference {runs['reference'][-1]:,.0f}" if args.reference else ""))
 
     ext = CageExtractor(model, FeatureConfig(), device=device)
     lat = []
-    for bs in [int(x) for x in args.latency_batches.split(",") if x.strip()]:
+    for bs in lat_batches:
+        steps.start()
         w = rng.normal(size=(bs, f, J, 3)).astype(np.float32)
         ext.embed(w)  # warm-up
         times = []
@@ -184,6 +192,7 @@ def run(args: argparse.Namespace) -> int:
             _sync(device)
             times.append(time.perf_counter() - t0)
         lat.append((bs, float(np.median(times)) * 1e3))
+        steps.done(f"inference latency, batch of {bs}")
 
     med = {k: float(np.median(v)) if v else float("nan") for k, v in runs.items()}
     train_flops = 3 * 2 * sum(macs_per_window(ecfg).values()) * len(model.models)  # fwd + bwd ≈ 3 × fwd
