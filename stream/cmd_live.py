@@ -30,14 +30,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import signal
-    import time
     from pathlib import Path
 
     from rich.console import Console
 
     from stream.config import load_config
-    from stream.dashboard import Terminated, drive, exit_status, print_summary, sigterm_stops
+    from stream.dashboard import exit_status, print_summary, run_until_stopped, sigterm_stops
     from stream.errors import GalleryError
     from stream.options import DEFAULT_GALLERY
     from stream.pipeline import Pipeline
@@ -78,22 +76,8 @@ def run(args: argparse.Namespace) -> int:
         pipe = Pipeline(cfg, args.source, model=args.model, gallery=gallery, overlay=overlay)
         if events is not None:
             pipe.decision_listeners.append(events)
-        try:
-            pipe.state.title = "cagereid live"
-            try:
-                pipe.start()
-                reason = drive(pipe, args.duration, not args.no_dashboard, console)
-            except Terminated:
-                reason = "terminated"
-            except KeyboardInterrupt:
-                reason = "interrupted"
-            stopped = time.time()
-        finally:
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the stop below runs to its end
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            pipe.stop()
-            if events is not None:
-                events.close()
+        pipe.state.title = "cagereid live"
+        reason, stopped = run_until_stopped(pipe, args.duration, not args.no_dashboard, console, events)
     print_summary(pipe.state, console, stopped)
     console.print(f"stopped: {reason}", markup=False)
     if reason.startswith("failed"):

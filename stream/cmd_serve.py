@@ -64,20 +64,12 @@ def _workers(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    import signal
     import sys
-    import time
 
     from rich.console import Console
 
     from stream.config import load_config
-    from stream.dashboard import (
-        Terminated,
-        drive,
-        exit_status,
-        print_summary,
-        sigterm_stops,
-    )
+    from stream.dashboard import exit_status, print_summary, run_until_stopped, sigterm_stops
     from stream.errors import StreamError
     from stream.pipeline import Pipeline
 
@@ -118,27 +110,16 @@ def run(args: argparse.Namespace) -> int:
         if events is not None:
             pipe.decision_listeners.append(events)
             pipe.handover_listeners.append(events.handover)
-        try:
-            pipe.state.title = "cagereid serve"
-            try:
-                pipe.start()
-                where = pipe.addr["frames"]
-                print(f"serve: cameras connect to {where} ({'CURVE, ' + str(len(camera_keys[1])) + ' camera keys' if camera_keys else 'plain TCP, this machine only'}); "
-                      f"{workers} identify worker(s); gallery {gallery}"
-                      + (f"; dashboards attach at {pipe.addr['monitor']}" if monitor_bind else ""),
-                      file=sys.stderr, flush=True)
-                reason = drive(pipe, args.duration, not args.no_dashboard, console)
-            except Terminated:
-                reason = "terminated"
-            except KeyboardInterrupt:
-                reason = "interrupted"
-            stopped = time.time()
-        finally:
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the stop below runs to its end
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            pipe.stop()
-            if events is not None:
-                events.close()
+        pipe.state.title = "cagereid serve"
+
+        def started() -> None:
+            where = pipe.addr["frames"]
+            print(f"serve: cameras connect to {where} ({'CURVE, ' + str(len(camera_keys[1])) + ' camera keys' if camera_keys else 'plain TCP, this machine only'}); "
+                  f"{workers} identify worker(s); gallery {gallery}"
+                  + (f"; dashboards attach at {pipe.addr['monitor']}" if monitor_bind else ""),
+                  file=sys.stderr, flush=True)
+
+        reason, stopped = run_until_stopped(pipe, args.duration, not args.no_dashboard, console, events, started)
     print_summary(pipe.state, console, stopped)
     refused, keys = pipe.state.refused
     console.print(f"cameras {len(pipe.state.cameras())}   refused camera handshakes {refused} ({keys} unknown keys)   "

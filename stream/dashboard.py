@@ -330,6 +330,30 @@ def exit_status(reason: str) -> int:
     return {"interrupted": 130}.get(reason, 1 if reason.startswith("failed") else 0)
 
 
+def run_until_stopped(pipe, duration: float, dashboard: bool, console, events=None, on_started=None) -> tuple[str, float]:
+    """Start ``pipe``, `drive` it, and always stop it (and close ``events``): ``(reason, time stopped)``.
+
+    Call it inside `sigterm_stops()`: SIGTERM and Ctrl-C end the run as "terminated" / "interrupted", and the stop
+    that follows runs to its end (further signals ignored). ``on_started()`` runs once the stages are up."""
+    try:
+        try:
+            pipe.start()
+            if on_started is not None:
+                on_started()
+            reason = drive(pipe, duration, dashboard, console)
+        except Terminated:
+            reason = "terminated"
+        except KeyboardInterrupt:
+            reason = "interrupted"
+        return reason, time.time()
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the stop below runs to its end
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        pipe.stop()
+        if events is not None:
+            events.close()
+
+
 def drive(pipe, duration: float, dashboard: bool, console=None, idle_after_finish_s: float = 2.0) -> str:
     """Run the started pipeline until ``duration``, or the source finished and results stopped coming.
 
