@@ -72,15 +72,26 @@ class TFLSTMLayer(nn.Module):
         offset is ``b_hh`` (zero except the forget gate: a constant, not a parameter). ``input_rows`` picks the
         input rows of the kernel (the decoder's first layer without its all-zero inputs).
         """
-        h = self.hidden
-        dev = self.kernel.device
-        order = torch.cat([torch.arange(h, device=dev), torch.arange(2 * h, 3 * h, device=dev),
-                           torch.arange(h, 2 * h, device=dev), torch.arange(3 * h, 4 * h, device=dev)])
-        K = self.kernel.index_select(1, order)  # (n_in + h, 4h), PyTorch gate order
-        w_ih = K[: self.n_in] if input_rows is None else K[input_rows]
-        b_hh = torch.zeros(4 * h, device=dev, dtype=self.bias.dtype)
-        b_hh[h: 2 * h] = self.forget_bias
-        return [w_ih.t().contiguous(), K[self.n_in:].t().contiguous(), self.bias.index_select(0, order), b_hh]
+        K = self.kernel
+        order, b_hh = self._constants(K.device, K.dtype)
+        rows = slice(0, self.n_in) if input_rows is None else input_rows
+        # gathering the gate rows of the transposed kernel writes each (4h, n) weight contiguous in one pass
+        w_ih = K[rows].t().index_select(0, order)
+        w_hh = K[self.n_in:].t().index_select(0, order)
+        return [w_ih, w_hh, self.bias.index_select(0, order), b_hh]
+
+    def _constants(self, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """The gate permutation and the constant ``b_hh`` (forget offset), built once per device and dtype."""
+        cache = self.__dict__.setdefault("_const", {})
+        k = (device, dtype)
+        if k not in cache:
+            h = self.hidden
+            order = torch.cat([torch.arange(h), torch.arange(2 * h, 3 * h), torch.arange(h, 2 * h),
+                               torch.arange(3 * h, 4 * h)]).to(device)
+            b_hh = torch.zeros(4 * h, dtype=dtype)
+            b_hh[h: 2 * h] = self.forget_bias
+            cache[k] = (order, b_hh.to(device))
+        return cache[k]
 
 
 def fused_weights(layers: list[TFLSTMLayer], input_rows: slice | None = None) -> list[torch.Tensor]:

@@ -283,7 +283,9 @@ def new_optimizer(model: CageEncoder, cfg: TrainConfig) -> torch.optim.Optimizer
     """Adam (faithful, constant lr) or AdamW with decoupled weight decay (improved), as ``cfg`` (resolved) says."""
     opt_cls = torch.optim.AdamW if cfg.weight_decay > 0 else torch.optim.Adam
     opt_kw = {"weight_decay": cfg.weight_decay} if cfg.weight_decay > 0 else {}
-    return opt_cls(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8, **opt_kw)
+    # fused: the whole update of every parameter in one kernel (same Adam arithmetic; issue #16: ~6 % of a
+    # faithful CPU step saved against the per-parameter loop PyTorch uses by default on CPU)
+    return opt_cls(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8, fused=True, **opt_kw)
 
 
 def la_profiles(ecfg: EncoderConfig, f: int, device) -> dict:
