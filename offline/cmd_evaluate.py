@@ -211,8 +211,14 @@ def run_tracks(args: argparse.Namespace) -> int:
     protocols = ("p1", "p2") if args.protocol == "both" else (args.protocol,)
     model = E.resolve_run_dir(args.model, args.models_root) if args.model else None
     device = "cpu" if args.device == "auto" else args.device
+    retrieval = E.Retrieval(args.walk_pooling or E.PLAIN.walk_pool,
+                            E.PLAIN.gallery_smooth if args.gallery_smoothing is None else args.gallery_smoothing)
     rows, meta = evaluate_manifest(args.tracks, model, args.methods, protocols, args.distance, device,
-                                   policy=args.missing_joints, min_visibility=args.min_visibility)
+                                   policy=args.missing_joints, min_visibility=args.min_visibility,
+                                   readout=args.readout, bone_weight=args.bone_weight, retrieval=retrieval)
+    if args.readout is not None or args.bone_weight is not None:
+        meta["embedding override"] = (f"readout {args.readout or 'as trained'}, bone weight "
+                                      f"{args.bone_weight if args.bone_weight is not None else 'as trained'}")
     if len(sys.argv) > 1 and sys.argv[1] == "evaluate":
         meta["command"] = "cagereid " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     meta["protocols"] = ", ".join(p.upper() for p in protocols)

@@ -212,13 +212,17 @@ def manifest_sets(entries: list[ManifestEntry], layout: str, f: int, stride: int
 
 def evaluate_manifest(manifest, model=None, methods=("cage", "raw-kNN", "D13-kNN"), protocols=("p1", "p2"),
                       distances=("euclidean", "cosine"), device: str = "cpu", stride: int = 1,
-                      policy: str | None = None, min_visibility: float | None = None) -> tuple[list[dict], dict]:
+                      policy: str | None = None, min_visibility: float | None = None,
+                      readout: str | None = None, bone_weight: float | None = None,
+                      retrieval=None) -> tuple[list[dict], dict]:
     """The video re-ID benchmark: rows of `offline.evaluate.evaluate_pair` for CAGEs (``model``: a folder
-    written by ``cagereid train``; default the shipped live model) and the baselines on a manifest's clips."""
+    written by ``cagereid train``; default the shipped live model) and the baselines on a manifest's clips.
+    ``readout``/``bone_weight`` override the model's embedding, ``retrieval`` (`offline.evaluate.Retrieval`) how
+    P2 ranks (default: plain window ranking and mean walk embeddings)."""
     from cages import pretrained
     from cages.features import CageExtractor
     from cages.windows import DEFAULT_POLICY
-    from offline.evaluate import baseline_methods, cage_method, evaluate_pair
+    from offline.evaluate import PLAIN, baseline_methods, cage_method, evaluate_pair
 
     entries = read_manifest(manifest)
     model = Path(model) if model else Path(pretrained.PATH)
@@ -227,15 +231,17 @@ def evaluate_manifest(manifest, model=None, methods=("cage", "raw-kNN", "D13-kNN
     enc = CageExtractor.from_checkpoint(model, device="cpu")
     f, layout = enc.f, enc.layout
     gallery, probe, people = manifest_sets(entries, layout, f, stride, policy, min_visibility)
-    ms = [cage_method(model, "CAGEs", None, device)] if "cage" in methods else []
+    ms = [cage_method(model, "CAGEs", None, device, readout, bone_weight)] if "cage" in methods else []
     ms += baseline_methods(gallery, tuple(m for m in methods if m != "cage"))
+    retrieval = retrieval or PLAIN
     rows = []
     for m in ms:
-        rows += evaluate_pair(m, gallery, probe, "probe", protocols, distances)
+        rows += evaluate_pair(m, gallery, probe, "probe", protocols, distances, retrieval=retrieval)
     meta = {"dataset": "video manifest", "manifest": str(Path(manifest).resolve()), "model": str(model),
             "layout": layout, "f": f, "stride": stride, "missing joints": policy or DEFAULT_POLICY,
             "min visibility": "live default" if min_visibility is None else min_visibility,
             "people": ", ".join(people), "clips": f"{sum(e.role == 'gallery' for e in entries)} gallery, "
                                                    f"{sum(e.role == 'probe' for e in entries)} probe",
-            "windows": f"{gallery.n} gallery, {probe.n} probe"}
+            "windows": f"{gallery.n} gallery, {probe.n} probe",
+            "retrieval": f"walk pooling {retrieval.walk_pool}, gallery smoothing {retrieval.gallery_smooth}"}
     return rows, meta

@@ -97,3 +97,25 @@ def test_cagereid_evaluate_tracks_writes_the_report_and_bad_manifests_are_one_li
     assert main(["evaluate", "--tracks", str(m), "--out", str(tmp_path / "rep2")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "only one person" in err and err.count("\n") == 1
+
+
+def test_evaluate_tracks_applies_the_embedding_and_retrieval_overrides(tmp_path, clips):
+    """--readout/--bone-weight/--walk-pooling/--gallery-smoothing change the CAGE rows of `evaluate --tracks`
+    (they were once silently ignored there) and are written into the report."""
+    from offline.evaluate import Retrieval
+    from offline.video_manifest import evaluate_manifest
+
+    m = tmp_path / "set.csv"
+    m.write_text("clip,person,role\nwalks/ana_1.npz,ana,gallery\nwalks/bo_1.npz,bo,gallery\n"
+                 "walks/ana_2.npz,ana,probe\nwalks/bo_2.npz,bo,probe\n")
+
+    def cage_p2(**kw):
+        rows, meta = evaluate_manifest(m, methods=("cage",), protocols=("p2",), distances=("euclidean",), **kw)
+        return {(r["level"], r.get("metric", "")): r for r in rows}, meta
+
+    base, meta = cage_p2()
+    assert meta["retrieval"] == "walk pooling mean, gallery smoothing 1.0"
+    for kw in ({"bone_weight": 3.0}, {"readout": "ap"}, {"retrieval": Retrieval("nearest", 0.5)}):
+        other, meta = cage_p2(**kw)
+        assert other != base, kw
+    assert meta["retrieval"] == "walk pooling nearest, gallery smoothing 0.5"
