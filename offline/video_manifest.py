@@ -225,7 +225,7 @@ def evaluate_manifest(manifest, model=None, methods=("cage", "raw-kNN", "D13-kNN
     from offline.evaluate import PLAIN, baseline_methods, cage_method, evaluate_pair
 
     entries = read_manifest(manifest)
-    model = Path(model) if model else Path(pretrained.PATH)
+    model = Path(model) if model else Path(pretrained.LIVE_PATH)
     if not (model / "encoder.pt").is_file():
         raise ManifestError(f"{model}: no encoder.pt (a model folder written by `cagereid train --out`)")
     enc = CageExtractor.from_checkpoint(model, device="cpu")

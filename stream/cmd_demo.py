@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     from stream.config import load_config
     from stream.errors import StreamError
     from stream.gallery import Gallery
-    from stream.identify import calibrate, load_encoder
+    from stream.identify import DEMO_MODEL, calibrate, load_encoder
     from stream.pipeline import Pipeline
     from stream.enrol import enrol_synthetic
     from stream.producer import walker_name
@@ -96,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
     if args.known < 1 or args.strangers < 0 or args.known + args.strangers > 20 or args.walk_seconds < 1:
         raise StreamError("need 1 <= --known, 0 <= --strangers, known + strangers <= 20 and --walk-seconds >= 1")
     cfg = load_config(args.config, device=args.device)
+    model = args.model or DEMO_MODEL  # the small synthetic-walker encoder unless --model
     console = Console()
     people = args.known + args.strangers
     with tempfile.TemporaryDirectory(prefix="cagereid-demo-") as tmp:
@@ -104,8 +105,8 @@ def run(args: argparse.Namespace) -> int:
             raise StreamError(f"{gallery}: exists; the demo writes a fresh gallery (remove it or pick another file)")
         t0 = time.time()
         console.print(f"[bold]cagereid demo[/bold]: loading the encoder "
-                      f"({escape(args.model or 'shipped: cages/pretrained')}) ...")
-        encoder = load_encoder(args.model, cfg.device)
+                      f"({escape(str(model))}) ...")
+        encoder = load_encoder(model, cfg.device)
         console.print(f"model {escape(encoder.fingerprint)} (f={encoder.f}, {escape(str(encoder.layout))}) on {escape(str(encoder.device))}; enrolling "
                       f"{args.known} synthetic walkers ({', '.join(walker_name(i) for i in range(args.known))}) ...")
         enrol_synthetic(gallery, encoder, people, args.known, args.seed, cfg.stride, cfg.fps)
@@ -117,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"live: {people} walkers at once ({args.known} enrolled + {args.strangers} strangers), "
                       f"{args.walk_seconds:.0f}s walks; source {source}", markup=False)
         t1 = time.time()
-        with Pipeline(cfg, source, model=args.model, gallery=gallery) as pipe:
+        with Pipeline(cfg, source, model=str(model), gallery=gallery) as pipe:
             pipe.state.title = "cagereid demo"
             pipe.start()
             reason = drive(pipe, args.duration, not args.no_dashboard, console)

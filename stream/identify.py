@@ -41,7 +41,9 @@ from stream.errors import StreamError
 from stream.messages import DecisionMsg, MessageError, Window, WindowMsg, decode
 
 TrackKey = tuple[str, int]  # (camera, track): track ids are unique per camera only
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "cages" / "pretrained"  # = cages.pretrained.PATH
+# the live-domain encoder (= cages.pretrained.LIVE_PATH) and the small synthetic demo encoder (= cages.pretrained.PATH)
+DEMO_MODEL = Path(__file__).resolve().parents[1] / "cages" / "pretrained"
+DEFAULT_MODEL = DEMO_MODEL / "live"
 
 
 class Encoder:

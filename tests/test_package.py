@@ -189,3 +189,29 @@ def test_train_init_starts_from_a_model_folder_and_refuses_another_shape(tmp_pat
                       progress=False, init=tmp_path / "a")
     with pytest.raises(ConfigError, match="not a model folder"):
         train_encoder(ws, cfg, tmp_path / "d", progress=False, init=tmp_path / "nowhere")
+
+
+def test_shipped_models_live_default_demo_synthetic_and_only_allowed_training_data():
+    """live/enroll/evaluate --tracks/train --tracks default to the live-domain encoder, the demo to the synthetic one;
+    both load; the live encoder names its training data, and none of it is UCalgary or openpose_walk.avi (their
+    terms forbid a shipped model)."""
+    import json
+
+    from cages import pretrained
+    from cages.features import CageExtractor
+    from stream.identify import DEFAULT_MODEL, DEMO_MODEL
+
+    assert DEFAULT_MODEL == pretrained.LIVE_PATH and DEMO_MODEL == pretrained.PATH
+    live, demo = (CageExtractor.from_checkpoint(p) for p in (pretrained.LIVE_PATH, pretrained.PATH))
+    assert live.layout == demo.layout == "kinect_v1" and live.f == demo.f == 6
+    w = np.random.default_rng(0).normal(scale=0.3, size=(4, 6, 20, 3))
+    assert not np.allclose(live.embed(w), demo.embed(w))  # two different models, not one copied
+    meta = json.loads((pretrained.LIVE_PATH / "encoder.json").read_text())
+    files = meta["adapted"]["tracks_files"]
+    names = sorted(Path(f).stem for f in files)
+    assert names and all(n == "opencv_vtest" or n.split("_")[1] in ("001", "002") for n in names), names
+    text = json.dumps(meta).lower()
+    assert "ucalgary" not in text and "openpose" not in text
+    assert "--monocular" in meta["adapted"]["init_data"] and "/work/" not in text
+    readme = (pretrained.LIVE_PATH / "README.md").read_text()
+    assert meta["adapted"]["init_data"] in readme and "MIT License" in readme

@@ -14,7 +14,7 @@ Two development sets, both optional (a table per set found):
   leg in bursts; the far side drawn per walk), gallery Run1 / probe Run2, 13 people (the duplicate sub10
   dropped). Window Rank-1 / mAP and sequence Rank-1 (mean embedding per walk), raw-kNN and the encoder.
 
-Methods: raw-kNN (`offline.baselines.RawCoords`) and the encoder given by ``--model`` (default: the shipped one).
+Methods: raw-kNN (`offline.baselines.RawCoords`) and the encoder given by ``--model`` (default: the shipped live model).
 Nothing here is trained, so subject folds are not needed.
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tracks", default=None, help="folder of tracks files (.npz from `cagereid extract`); "
                    "names starting with NNN_001_ are person 001 of ucb_recognition")
     p.add_argument("--ucalgary", default=None, help="the ucalgary_gait folder (UCalgary proxy)")
-    p.add_argument("--model", default=None, help="encoder folder (default: the shipped cages/pretrained)")
+    p.add_argument("--model", default=None, help="encoder folder (default: the shipped live model, cages/pretrained/live)")
     p.add_argument("--policies", default="hold,mirror,root", help="missing-joint policies to compare")
     p.add_argument("--visibility", default="0.5,0", help="MediaPipe visibility thresholds for --tracks")
     p.add_argument("--seed", type=int, default=0, help="degradation seed (UCalgary proxy)")

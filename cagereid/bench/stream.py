@@ -35,7 +35,7 @@ HELP = ("Live pipeline: frame->decision latency p50/p95 and windows/s for 1/4/16
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=None, help="encoder folder (default: the shipped cages/pretrained)")
+    p.add_argument("--model", default=None, help="encoder folder (default: the shipped live model, cages/pretrained/live)")
     p.add_argument("--tracks", default="1,4,16,64", help="concurrent track counts (default: 1,4,16,64)")
     p.add_argument("--seconds", type=float, default=8.0, help="measured seconds per track count (default: 8)")
     p.add_argument("--stride", type=int, default=None, help="window stride (default: cagereid/configs/stream.yaml)")
@@ -291,7 +291,7 @@ def run(args: argparse.Namespace) -> int:
 
     console = Console()
     console.print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
-                  f"model {args.model or 'cages/pretrained'}")
+                  f"model {args.model or 'cages/pretrained/live'}")
     if args.cameras:
         n = len([c for c in args.cameras.split(",") if c]) * len([w for w in args.workers.split(",") if w])
         return run_cameras(args, console, Steps(n, stderr_say(args.quiet)))

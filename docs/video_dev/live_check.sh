@@ -2,7 +2,7 @@
 # Live, end to end, on the development clips (README, "Side views and missing joints"):
 #   docs/video_dev/live_check.sh TRACKS OUT [--model DIR ...]
 # TRACKS: the tracks files made as described in ucb_vtest.csv (cagereid extract per clip). Enrols ucb001 (side view
-# 090_001_nm-01), ucb002 (060_002_bg-03) and vtest tracks 5 42 93 96 into OUT/g.sqlite, runs `cagereid live` on 001's
+# 090_001_nm-01), ucb002 (060_002_bg-03) and vtest tracks 5 and 42 into OUT/g.sqlite, runs `cagereid live` on 001's
 # 7 other clips and prints the final label of each clip's longest track; then runs live on the whole vtest file and
 # counts the final labels of the tracks that are not enrolled (open set). Extra arguments go to enroll and live.
 set -u
@@ -12,7 +12,7 @@ PY=${PYTHON:-python3}
 mkdir -p "$OUT"; rm -f "$OUT/g.sqlite"
 $C enroll --name ucb001 --source "$T/090_001_nm-01.npz" --gallery "$OUT/g.sqlite" "$@" >/dev/null 2>&1 || echo "enroll ucb001 failed"
 $C enroll --name ucb002 --source "$T/060_002_bg-03.npz" --gallery "$OUT/g.sqlite" "$@" >/dev/null 2>&1 || echo "enroll ucb002 failed"
-for t in 5 42 93 96; do
+for t in 5 42; do  # (93 and 96, enrolled before 2026-12-02, no longer exist as track ids)
   $C enroll --name vtest$t --source "$T/opencv_vtest.npz" --track $t --gallery "$OUT/g.sqlite" "$@" >/dev/null 2>&1 \
     || echo "enroll vtest$t failed (no such track with windows in this extraction)"
 done

@@ -88,7 +88,7 @@ def adapt_to_tracks(tracks, out: str | os.PathLike, init: str | os.PathLike | No
     from offline.datasets.tracks import tracks_windows
     from offline.training.encoder import train_encoder
 
-    init = Path(init) if init else Path(pretrained.PATH)
+    init = Path(init) if init else Path(pretrained.LIVE_PATH)
     cfg, meta = adapt_config(init, config, **overrides)
     rcfg = cfg.resolved()
     ws = tracks_windows(tracks, meta["layout"], rcfg.f, stride)

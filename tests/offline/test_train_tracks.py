@@ -27,16 +27,16 @@ def test_train_tracks_writes_a_model_that_live_loads_and_embeds_with(tmp_path, s
     assert main(["train", "--tracks", str(site), "--out", str(out), "--epochs", "1", "--quiet"]) == 0
     assert f"--model {out}" in capsys.readouterr().out
     meta = json.loads((out / "encoder.json").read_text())
-    shipped = json.loads((pretrained.PATH / "encoder.json").read_text())
+    shipped = json.loads((pretrained.LIVE_PATH / "encoder.json").read_text())
     # the init model's shape, layout and embedding; the command and the footage recorded
     assert meta["encoder"] == shipped["encoder"] and meta["layout"] == shipped["layout"]
     assert meta["features"]["readout"] == shipped["features"]["readout"]
     assert meta["command"].startswith("cagereid train --tracks")
     assert meta["adapted"]["tracks"] == 3 and len(meta["adapted"]["tracks_files"]) == 3
-    assert meta["adapted"]["init"] == str(pretrained.PATH)
+    assert meta["adapted"]["init"] == str(pretrained.LIVE_PATH)
     # the weights moved from the shipped ones
     a = torch.load(out / "encoder.pt", weights_only=True)
-    b = torch.load(pretrained.PATH / "encoder.pt", weights_only=True)
+    b = torch.load(pretrained.LIVE_PATH / "encoder.pt", weights_only=True)
     assert a.keys() == b.keys() and any(not torch.equal(a[k], b[k]) for k in a)
 
     enc = load_encoder(out, device="cpu")
