@@ -99,7 +99,7 @@ def test_cagereid_evaluate_tracks_writes_the_report_and_bad_manifests_are_one_li
     assert err.startswith("error: ") and "only one person" in err and err.count("\n") == 1
 
 
-def test_evaluate_tracks_applies_the_embedding_and_retrieval_overrides(tmp_path, clips):
+def test_evaluate_tracks_applies_the_embedding_and_retrieval_overrides(tmp_path, clips, monkeypatch):
     """--readout/--bone-weight/--walk-pooling/--gallery-smoothing change the CAGE rows of `evaluate --tracks`
     (they were once silently ignored there) and are written into the report."""
     from offline.evaluate import Retrieval
@@ -115,7 +115,15 @@ def test_evaluate_tracks_applies_the_embedding_and_retrieval_overrides(tmp_path,
 
     base, meta = cage_p2()
     assert meta["retrieval"] == "walk pooling mean, gallery smoothing 1.0"
-    for kw in ({"bone_weight": 3.0}, {"readout": "ap"}, {"retrieval": Retrieval("nearest", 0.5)}):
+    for kw in ({"bone_weight": 3.0}, {"readout": "ap"}):
         other, meta = cage_p2(**kw)
         assert other != base, kw
+    # the retrieval settings reach the ranking of every method (on two people both rankings can be perfect, so
+    # the numbers alone cannot tell)
+    from offline import evaluate as E
+
+    seen, real = [], E.evaluate_pair
+    monkeypatch.setattr(E, "evaluate_pair", lambda *a, **k: seen.append(k["retrieval"]) or real(*a, **k))
+    _, meta = cage_p2(retrieval=Retrieval("nearest", 0.5))
+    assert seen == [Retrieval("nearest", 0.5)]
     assert meta["retrieval"] == "walk pooling nearest, gallery smoothing 0.5"
