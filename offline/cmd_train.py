@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "tracks files (.npz from `cagereid extract`, or folders of them): positives are windows of "
                         "the same track, no labels, no recognition network; writes an encoder model folder to --out "
                         "(default models/adapted). Keeps the init model's layout, window length and width; "
-                        "default 5 epochs; --config/--epochs/--batch-size/--seed/--device override")
+                        "default 20 epochs; --config/--epochs/--batch-size/--seed/--device override")
     g = p.add_argument_group("what to train (the original train.py flags)")
     g.add_argument("--dataset", type=dataset_arg(TRAINABLE), default=None, metavar="|".join(TRAINABLE),
                    help="dataset, any case (default BIWI)")
