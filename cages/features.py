@@ -46,6 +46,8 @@ class FeatureConfig:
     bone_std: list[float] = field(default_factory=list)
     bone_weight: float = 0.0  # weight of the bone-length cue in `embed`; 0 = off (faithful)
     rn_bones: bool = False  # also append the z-scored bone lengths to the RN rows (measured: no gain on UCalgary)
+    facing: list[int] = field(default_factory=list)  # [left hip, right hip, left shoulder, right shoulder]: turn
+    # every window about the vertical (y) axis so the body faces one way (walks in both directions alike); [] = off
     readout: str = "ap"  # what `embed` reads: ap = mean AP row (the paper's CAGEs) | head = contrastive projections
     batch_size: int = 1024  # windows per forward pass inside the extractor
 
@@ -64,8 +66,11 @@ class FeatureConfig:
         return self.bone_weight > 0 and len(self.bones) > 0
 
 
-def normalise_windows(windows, centre: list[int]) -> torch.Tensor:
-    """RAW ``(B, f, J, 3)`` -> float32 tensor, root-centred per frame when ``centre`` is non-empty.
+def normalise_windows(windows, centre: list[int], facing: list[int] | None = None) -> torch.Tensor:
+    """RAW ``(B, f, J, 3)`` -> float32 tensor, root-centred per frame when ``centre`` is non-empty, and, when
+    ``facing`` names ``[left hip, right hip, left shoulder, right shoulder]``, turned about the vertical (y) axis so
+    that the window's mean left-to-right body axis (hips + shoulders, projected on the floor) points along +x: a
+    walk past the camera one way and the other way then look alike (layouts are y-up).
 
     Missing joints (NaN) become the root position (0 after centring) so that a partly tracked skeleton does not
     poison the whole window.
@@ -76,7 +81,15 @@ def normalise_windows(windows, centre: list[int]) -> torch.Tensor:
     if centre:
         root = w[..., centre, :].nanmean(dim=-2, keepdim=True) if torch.isnan(w).any() else w[..., centre, :].mean(-2, keepdim=True)
         w = w - root
-    return torch.nan_to_num(w, nan=0.0)
+    w = torch.nan_to_num(w, nan=0.0)
+    if facing:
+        lh, rh, ls, rs = facing
+        v = (w[..., rh, :] - w[..., lh, :] + w[..., rs, :] - w[..., ls, :]).mean(dim=1)  # (B, 3)
+        phi = torch.atan2(v[:, 2], v[:, 0])[:, None, None]  # 0 when the axis has no length
+        c, s = torch.cos(phi), torch.sin(phi)
+        x, y, z = w[..., 0], w[..., 1], w[..., 2]
+        w = torch.stack([c * x + s * z, y, c * z - s * x], dim=-1)
+    return w
 
 
 def bone_lengths(windows: torch.Tensor, bones: list[list[int]]) -> torch.Tensor:
@@ -128,7 +141,7 @@ class CageExtractor:
 
     # ---- features ---------------------------------------------------------------------------------------
     def _batches(self, windows):
-        w = normalise_windows(windows, self.features.centre)
+        w = normalise_windows(windows, self.features.centre, self.features.facing)
         if w.shape[1] != self.cfg.f or w.shape[2] != self.cfg.J:
             raise ConfigError(f"windows are (B, {w.shape[1]}, {w.shape[2]}, 3) but the model "
                               f"{self.meta.get('layout') or ''} expects (B, {self.cfg.f}, {self.cfg.J}, 3): a model "

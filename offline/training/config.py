@@ -41,6 +41,7 @@ class TrainConfig:
     la_weight: float = 1.0
     con_weight: float = 1.0
     val_frac: float | None = None  # tail of each recording held out for selection; None: 0 faithful, 0.15 improved
+    facing: bool = False  # improved mode: turn every window so the body faces +x (cages.features.normalise_windows)
     centre: str | None = None  # none | root (layout hip centre) | joint0; None: faithful none (CASIA_B joint0), improved root
     bone_weight: float | None = None  # bone-length cue in embed (and RN rows); None: 0 faithful, 0.5 improved
     readout: str | None = None  # what the retrieval embedding reads: ap | head; None: ap faithful, head improved

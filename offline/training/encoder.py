@@ -47,9 +47,14 @@ def feature_config(train: WindowSet, cfg: TrainConfig) -> FeatureConfig:
     elif cfg.centre == "joint0":
         centre = [0]
     fc = FeatureConfig(centre=centre, bone_weight=float(cfg.bone_weight), readout=cfg.readout)
+    if cfg.facing:
+        names = ("HipLeft", "HipRight", "ShoulderLeft", "ShoulderRight")
+        if layout is None or not all(n in layout.joints for n in names) or layout.J != train.J:
+            raise ConfigError(f"facing: the layout {train.layout or cfg.layout!r} has no named hips and shoulders")
+        fc.facing = [layout.index(n) for n in names]
     if cfg.bone_weight > 0 and layout is not None and layout.J == train.J:
         bones = [[int(i), int(j)] for i, j in layout.bones]
-        bl = bone_lengths(normalise_windows(train.windows, centre), bones)
+        bl = bone_lengths(normalise_windows(train.windows, centre, fc.facing), bones)
         fc.bones = bones
         fc.bone_mean = bl.mean(0).tolist()
         fc.bone_std = bl.std(0).clamp_min(1e-4).tolist()
@@ -121,7 +126,7 @@ class EncoderData:
     """Normalised training windows on the device plus everything a batch needs (targets, permutations)."""
 
     def __init__(self, ws: WindowSet, cfg: TrainConfig, ecfg: EncoderConfig, fc: FeatureConfig, device, seed: int):
-        self.X = normalise_windows(ws.windows, fc.centre).to(device)  # (N, f, J, 3)
+        self.X = normalise_windows(ws.windows, fc.centre, fc.facing).to(device)  # (N, f, J, 3)
         self.n = len(self.X)
         rec, start = ws.recording.copy(), ws.start.copy()
         if (rec < 0).all() or (start < 0).all():

@@ -141,3 +141,23 @@ def test_fingerprint_ignores_the_default_readout_and_follows_any_other(extractor
     assert extractor.features.readout == "ap" and extractor.fingerprint == h.hexdigest()[:12]
     head = CageExtractor(extractor.model, FeatureConfig(centre=[0], readout="head"))
     assert head.fingerprint != extractor.fingerprint
+
+
+def test_facing_turns_every_window_so_both_walking_directions_look_alike():
+    """`FeatureConfig.facing` (live encoder): a window turned about the vertical axis by any angle normalises to the
+    same numbers, with its left-to-right body axis along +x; without it nothing is turned."""
+    import numpy as np
+
+    from cages.features import normalise_windows
+    from pose.layouts import get_layout
+
+    L = get_layout("kinect_v1")
+    facing = [L.index(n) for n in ("HipLeft", "HipRight", "ShoulderLeft", "ShoulderRight")]
+    w = np.random.default_rng(0).normal(scale=0.3, size=(3, 6, 20, 3)).astype(np.float32)
+    base = normalise_windows(w, [0], facing)
+    axis = (base[..., facing[1], :] - base[..., facing[0], :] + base[..., facing[3], :] - base[..., facing[2], :]).mean(1)
+    assert (axis[:, 0] > 0).all() and axis[:, 2].abs().max() < 1e-5
+    for th in (0.7, np.pi, -2.0):  # a walk the other way is the same body turned by pi
+        R = np.array([[np.cos(th), 0, np.sin(th)], [0, 1, 0], [-np.sin(th), 0, np.cos(th)]], np.float32)
+        assert (normalise_windows(w @ R.T, [0], facing) - base).abs().max() < 1e-5
+        assert (normalise_windows(w @ R.T, [0]) - normalise_windows(w, [0])).abs().max() > 0.1

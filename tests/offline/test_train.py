@@ -173,3 +173,20 @@ def test_bench_train_times_the_real_step_next_to_the_reference(capsys):
                  "--latency-batches", "2", "--repeats", "1", "--threads", "1"]) == 0
     out = capsys.readouterr().out
     assert "real step" in out and "Adam" in out and "reference" in out and "ratio" in out
+
+
+def test_facing_is_stored_in_the_model_and_makes_its_embedding_blind_to_walking_direction(synth_biwi, tmp_path):
+    """`facing: true` (the live encoder's setting): the hip/shoulder joints are stored with the model, and the same
+    walk turned about the vertical axis (a walk past the camera the other way) embeds to the same vector."""
+    root, splits = synth_biwi
+    cfg = TrainConfig(dataset="BIWI", f=6, epochs=1, rn_epochs=1, facing=True, **TINY)
+    run_training(cfg, root, tmp_path / "r", progress=False)
+    meta = json.loads((tmp_path / "r" / "encoder.json").read_text())
+    assert meta["features"]["facing"] == [12, 16, 4, 8] and meta["train_config"]["facing"] is True
+    ext = CageExtractor.from_checkpoint(tmp_path / "r", device="cpu")
+    w = splits["Walking"].windows[:4].astype(np.float32)
+    turned = w * np.array([-1.0, 1.0, -1.0], np.float32)  # rotated by pi about y
+    np.testing.assert_allclose(ext.embed(turned), ext.embed(w), atol=1e-4)
+    plain = CageExtractor.from_checkpoint(tmp_path / "r", device="cpu")
+    plain.features.facing = []
+    assert np.abs(plain.embed(turned) - plain.embed(w)).max() > 1e-3
