@@ -258,8 +258,9 @@ class CageExtractor:
     def fingerprint(self) -> str:
         """Short stable hash of the weights and the feature config (a gallery stores it).
 
-        ``readout: ap`` is left out, so checkpoints written before the readout existed keep their fingerprint
-        (and their galleries); any other readout changes it, as it changes every embedding."""
+        ``readout: ap`` and an empty ``facing`` are left out, so checkpoints written before those settings
+        existed keep their fingerprint (and their galleries); any other value changes it, as it changes every
+        embedding."""
         h = hashlib.sha256()
         for name, t in sorted(self.model.state_dict().items()):
             h.update(name.encode())
@@ -267,6 +268,8 @@ class CageExtractor:
         fc = self.features.to_dict()
         if fc.get("readout") == "ap":
             fc.pop("readout")
+        if not fc.get("facing"):
+            fc.pop("facing", None)
         h.update(json.dumps(fc, sort_keys=True).encode())
         return h.hexdigest()[:12]
 

@@ -128,7 +128,8 @@ def test_head_readout_embeds_the_normalised_projections_of_every_model():
 
 
 def test_fingerprint_ignores_the_default_readout_and_follows_any_other(extractor):
-    """Checkpoints from before the readout existed keep their fingerprint (so their galleries still match)."""
+    """Checkpoints from before the readout and facing settings existed keep their fingerprint (so their galleries
+    still match); a readout or facing that changes the embeddings changes it."""
     import hashlib
     import json
 
@@ -136,11 +137,13 @@ def test_fingerprint_ignores_the_default_readout_and_follows_any_other(extractor
     for name, t in sorted(extractor.model.state_dict().items()):
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().float().numpy().tobytes())
-    old = {k: v for k, v in extractor.features.to_dict().items() if k != "readout"}
+    old = {k: v for k, v in extractor.features.to_dict().items() if k not in ("readout", "facing")}
     h.update(json.dumps(old, sort_keys=True).encode())
     assert extractor.features.readout == "ap" and extractor.fingerprint == h.hexdigest()[:12]
     head = CageExtractor(extractor.model, FeatureConfig(centre=[0], readout="head"))
     assert head.fingerprint != extractor.fingerprint
+    facing = CageExtractor(extractor.model, FeatureConfig(centre=[0], facing=[1, 2, 3, 4]))
+    assert facing.fingerprint != CageExtractor(extractor.model, FeatureConfig(centre=[0])).fingerprint
 
 
 def test_facing_turns_every_window_so_both_walking_directions_look_alike():
