@@ -311,6 +311,32 @@ def cage_method(run_dir, name: str = "CAGEs", seed: int | None = None, device: s
                   note=f"{run_dir} (readout {fc.readout}, bone weight {fc.bone_weight})")
 
 
+def ensemble_method(members: list[Method], name: str, seed: int | None = None) -> Method:
+    """Several CAGE runs (other seeds) as one method: the members' embeddings concatenated, each scaled by
+    ``1/sqrt(K)``, so the squared Euclidean distance is the mean of the members' squared distances (the
+    bone-length cue, the same in every member, keeps its weight); P1 scores are the mean of the members' RN
+    scores (their classes must agree). One member returns it unchanged (renamed)."""
+    if not members:
+        raise OfflineError("an ensemble needs at least one member")
+    if len(members) == 1:
+        return replace(members[0], name=name, seed=seed)
+    k = len(members)
+
+    def embed(w: np.ndarray) -> np.ndarray:
+        return np.concatenate([m.embed(w) for m in members], axis=1) / np.sqrt(k)
+
+    scores = None
+    if all(m.scores is not None for m in members):
+        def scores(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            parts = [m.scores(w) for m in members]
+            classes = parts[0][1]
+            if any(not np.array_equal(c, classes) for _, c in parts):
+                raise OfflineError("ensemble members were trained on different classes")
+            return np.mean([s for s, _ in parts], axis=0), classes
+
+    return Method(name, embed, scores, seed, note=f"ensemble of {k}: " + "; ".join(m.note for m in members))
+
+
 def _rn_scorer(run_dir, extractor, device: str):
     """``windows -> (scores (N, C), classes)`` of the run's recognition network (`offline.training.rn`)."""
     from offline.training.rn import extract_features, load_rn, rn_scores
@@ -496,11 +522,12 @@ def load_train_config(config, dataset: str, f: int, seed: int, device: str = "au
 
 def train_cage_run(train: WindowSet, rn_train: WindowSet, out_dir, seed: int, device: str = "auto",
                    config: str | None = None, epochs: int | None = None, rn_epochs: int | None = None,
-                   progress: bool = False):
+                   progress: bool = False, init=None):
     """Train an encoder on ``train`` (labels unused) and an RN on the labelled ``rn_train`` windows into
     ``out_dir`` (``encoder.pt|json``, ``rn.pt|json``, as `cagereid train` writes them), with the training
     library's `train_encoder` and `fit_rn`. The RN epoch is chosen on a validation tail of ``rn_train``
-    (never on probes). A finished run there is reused, an interrupted encoder training resumes.
+    (never on probes). A finished run there is reused, an interrupted encoder training resumes. ``init``: a model
+    folder the encoder starts from (fine-tuning, e.g. a model pretrained on synthetic walkers).
     Returns ``out_dir``."""
     from dataclasses import replace
 
@@ -516,7 +543,7 @@ def train_cage_run(train: WindowSet, rn_train: WindowSet, out_dir, seed: int, de
     command = "cagereid evaluate (harness)"
     if not (out_dir / "encoder.pt").is_file():
         train_encoder(train, cfg, out_dir, seed, cfg.device, progress=progress,
-                      resume=(out_dir / "encoder_state.pt").is_file(), command=command)
+                      resume=(out_dir / "encoder_state.pt").is_file(), command=command, init=init)
     extractor = CageExtractor.from_checkpoint(out_dir, device=cfg.device)
     rcfg = cfg.resolved()
     if rcfg.rn_select == "probe":  # the harness never selects on probes (CAGE_SPEC Q8)
@@ -559,7 +586,7 @@ def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...]
                  say=print, readout: str | None = None, bone_weight: float | None = None,
                  people: tuple[int, ...] | None = None, runs_dir=None, subjects: tuple[int, ...] | None = None,
                  retrieval: Retrieval = UCALGARY_RETRIEVAL, rerank: bool = True, clean: bool = True,
-                 progress: bool = False) -> tuple[list[dict], dict]:
+                 progress: bool = False, ensemble: int = 1, init=None) -> tuple[list[dict], dict]:
     """The real-data protocol: gallery Run1, probes Run2 (same) and Run3-6 (cross, limp); sub10 dropped.
 
     ``subjects`` restricts *everything* to these subject numbers (encoder, RN, gallery, probes): the folder as if
@@ -575,8 +602,13 @@ def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...]
     (P1) trains on the labelled Run1 windows. P2 ranks with ``retrieval`` (every method, baselines included);
     ``rerank`` adds rows of the trained CAGEs with k-reciprocal re-ranking (transductive: it uses the other
     probes), named ``... + re-ranking (transductive)``. ``clean``: every recording keeps only its walker
-    (`clean_tracking`: cut at tracking switches, a recording without a walk dropped). Returns ``(rows, meta)``.
+    (`clean_tracking`: cut at tracking switches, a recording without a walk dropped). ``ensemble`` K > 1: each
+    seed's CAGEs are K encoders (training seeds ``s, s + seeds, ..., s + (K-1)·seeds``, so the runs of a
+    smaller K are reused) combined by `ensemble_method`. ``init``: a model folder every encoder is fine-tuned from
+    (e.g. pretrained without labels on synthetic walkers). Returns ``(rows, meta)``.
     """
+    if ensemble < 1:
+        raise OfflineError(f"--ensemble must be >= 1 (got {ensemble})")
     from offline import protocols as P
     from offline.datasets.ucalgary import load_ucalgary, ucalgary_windows
 
@@ -627,11 +659,13 @@ def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...]
         return rows, meta
     cage_runs: list[tuple[str, int | None, Path]] = []
     if run_dir is not None:
+        if ensemble > 1:
+            raise OfflineError("--ensemble trains its members; it cannot be combined with --model/--best_model")
         cage_runs.append(("CAGEs", None, Path(run_dir)))
     else:
         rn_train = ucalgary_windows(data, f, P.UCALGARY_RUNS["gallery"], stride=1, subjects=subj)
         tag = "" if subj is None else "_s" + "-".join(str(x) for x in subj)
-        steps = Steps(len(encoder_data) * seeds, say)
+        steps = Steps(len(encoder_data) * seeds * ensemble, say)
         for variant in encoder_data:
             runs = {"run1": P.UCALGARY_RUNS["gallery"], "all": (1, 2, 3, 4, 5, 6)}.get(variant)
             if runs is None:
@@ -639,7 +673,7 @@ def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...]
             # all runs: stride 3 (about twice Run1's stride-1 count) keeps the CPU time of 6 walks in check
             enc_train = ucalgary_windows(data, f, runs, stride=1 if variant == "run1" else 3, subjects=subj)
             label = "CAGEs (Run1 encoder)" if variant == "run1" else "CAGEs (all runs, transductive)"
-            for seed in range(seeds):
+            for seed in range(seeds * ensemble):
                 d = Path(runs_dir or out_dir) / f"cage_{variant}{tag}_seed{seed}"
                 reuse = (d / "encoder.pt").is_file() and (d / "rn.pt").is_file()
                 if reuse:
@@ -647,11 +681,24 @@ def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...]
                 else:
                     say(f"{label} seed {seed}: training into {d} ({enc_train.n} encoder windows, {rn_train.n} RN windows)")
                 steps.start()
-                train_cage_run(enc_train, rn_train, d, seed, device, config, epochs, rn_epochs, progress)
+                train_cage_run(enc_train, rn_train, d, seed, device, config, epochs, rn_epochs, progress, init)
                 steps.done(f"{label} seed {seed}: {'reused' if reuse else 'trained'}", timed=not reuse)
                 cage_runs.append((label, seed, d))
-    for label, seed, d in cage_runs:
-        m = cage_method(d, label, seed, device, readout, bone_weight)
+    groups: list[tuple[str, int | None, list[Path]]] = []
+    for label, seed, d in cage_runs:  # seed s + k·seeds is member k of ensemble s
+        s = seed if seed is None else seed % seeds
+        g = next((x for x in groups if x[0] == label and x[1] == s), None)
+        if g is None:
+            groups.append((label, s, [d]))
+        else:
+            g[2].append(d)
+    if init is not None:
+        meta["encoder init"] = str(init)
+    if ensemble > 1:
+        meta["ensemble"] = (f"{ensemble} encoders per seed (training seeds s, s+{seeds}, ...): embeddings "
+                            "concatenated / sqrt(K), RN scores averaged")
+    for label, seed, dirs in groups:
+        m = ensemble_method([cage_method(d, label, seed, device, readout, bone_weight) for d in dirs], label, seed)
         g_emb = m.embed(gallery.windows)
         for name, probe in pairs:
             p_emb = m.embed(probe.windows)

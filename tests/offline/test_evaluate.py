@@ -306,3 +306,38 @@ def test_ucalgary_subjects_fold_restricts_everything(tmp_path, capsys):
     rc = cli.main(["evaluate", "--dataset", "UCALGARY", "--data-root", str(DATA), "--methods", "raw-kNN",
                    "--subjects", "2,99", "--out", str(tmp_path / "o")])
     assert rc == 2 and "--subjects" in capsys.readouterr().err
+
+
+def test_ensemble_method_averages_member_distances():
+    from offline.evaluate import ensemble_method
+    from offline.metrics import pairwise_distance
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(7, 4, 5, 3))
+    proj = [rng.normal(size=(60, 6)) for _ in range(3)]
+    members = [Method(f"m{i}", (lambda w, P=P: w.reshape(len(w), -1) @ P),
+                      (lambda w, i=i: (np.full((len(w), 2), float(i)), np.array([1, 2]))), seed=i)
+               for i, P in enumerate(proj)]
+    ens = ensemble_method(members, "ens", seed=0)
+    assert ens.name == "ens" and ens.seed == 0 and ens.embed(w).shape == (7, 18)
+    d2 = pairwise_distance(ens.embed(w), ens.embed(w[:3]), "euclidean") ** 2
+    want = np.mean([pairwise_distance(m.embed(w), m.embed(w[:3]), "euclidean") ** 2 for m in members], axis=0)
+    assert np.allclose(d2, want)  # squared distance = mean of the members' squared distances
+    s, c = ens.scores(w)
+    assert np.allclose(s, 1.0) and c.tolist() == [1, 2]  # RN scores averaged
+    one = ensemble_method(members[:1], "solo", seed=5)
+    assert one.name == "solo" and one.seed == 5 and np.allclose(one.embed(w), members[0].embed(w))
+    bad = Method("m9", members[0].embed, lambda w: (np.zeros((len(w), 2)), np.array([1, 3])))
+    with pytest.raises(Exception, match="different classes"):
+        ensemble_method([members[0], bad], "x").scores(w)
+    with pytest.raises(Exception, match="at least one"):
+        ensemble_method([], "x")
+
+
+def test_ensemble_flag_is_ucalgary_only_and_positive(tmp_path, capsys):
+    rc = cli.main(["evaluate", "--dataset", "KGBD", "--data-root", str(tmp_path), "--ensemble", "2",
+                   "--methods", "raw-kNN", "--out", str(tmp_path / "o")])
+    assert rc == 2 and "--ensemble" in capsys.readouterr().err
+    rc = cli.main(["evaluate", "--dataset", "UCALGARY", "--ensemble", "0"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--ensemble" in err and len(err.strip().splitlines()) == 1
