@@ -73,6 +73,28 @@ PLAIN = Retrieval()
 UCALGARY_RETRIEVAL = Retrieval(walk_pool="nearest", gallery_smooth=0.5)
 
 
+@dataclass(frozen=True)
+class SynthPretrain:
+    """Label-free pretraining of the UCalgary encoders on synthetic walkers (`offline.synth.walker_windows`):
+    ``identities`` x ``walks`` walks of ``frames`` frames, windows every ``stride`` frames, data seed ``seed``.
+    One encoder is pretrained (training seed 0) and every per-seed / per-fold encoder is fine-tuned from it.
+    Chosen by cross-validation over development subjects (docs/evaluation.md); improved mode only."""
+
+    identities: int = 60
+    walks: int = 3
+    frames: int = 120
+    stride: int = 2
+    seed: int = 123
+
+    def describe(self) -> str:
+        return (f"synthetic walkers: {self.identities} people x {self.walks} walks x {self.frames} frames, stride "
+                f"{self.stride}, data seed {self.seed}")
+
+
+#: The UCalgary default (`cagereid evaluate --dataset UCALGARY`; ``--pretrain none`` turns it off).
+UCALGARY_PRETRAIN = SynthPretrain()
+
+
 
 @dataclass
 class Method:
@@ -538,9 +560,9 @@ def train_cage_run(train: WindowSet, rn_train: WindowSet, out_dir, seed: int, de
     out_dir = Path(out_dir)
     cfg = load_train_config(config, train.dataset, train.f, seed, device, epochs, rn_epochs)
     if (out_dir / "encoder.pt").is_file() and (out_dir / "rn.pt").is_file():
-        _check_reusable(out_dir, train, cfg.resolved())
+        _check_reusable(out_dir, train, cfg.resolved(), init)
         return out_dir
-    command = "cagereid evaluate (harness)"
+    command = _harness_command(init)
     if not (out_dir / "encoder.pt").is_file():
         train_encoder(train, cfg, out_dir, seed, cfg.device, progress=progress,
                       resume=(out_dir / "encoder_state.pt").is_file(), command=command, init=init)
@@ -552,8 +574,44 @@ def train_cage_run(train: WindowSet, rn_train: WindowSet, out_dir, seed: int, de
     return out_dir
 
 
-def _check_reusable(run: Path, train: WindowSet, cfg) -> None:
-    """A finished run is reused only if it was trained for this request (f, layout and training settings)."""
+def pretrain_synthetic(out_dir, f: int, layout: str, dataset: str = "UCALGARY", spec: SynthPretrain = UCALGARY_PRETRAIN,
+                       device: str = "auto", config: str | None = None, epochs: int | None = None,
+                       progress: bool = False) -> Path:
+    """Pretrain one encoder without labels on synthetic walkers (``spec``) into ``out_dir`` with the harness's
+    training config (training seed 0; positives: windows of one synthetic walk) and return ``out_dir``; a
+    finished one there is reused (if trained for the same settings), an interrupted one resumes."""
+    from offline.synth import walker_windows
+    from offline.training.encoder import train_encoder
+
+    out_dir = Path(out_dir)
+    ws = walker_windows(f, layout, spec.identities, spec.walks, spec.frames, spec.stride, spec.seed, dataset)
+    cfg = load_train_config(config, dataset, f, 0, device, epochs)
+    if (out_dir / "encoder.pt").is_file():
+        _check_reusable(out_dir, ws, cfg.resolved())
+        import json
+
+        stored = json.loads((out_dir / "encoder.json").read_text()).get("command", "")
+        if stored != _pretrain_command(spec):
+            raise OfflineError(f"{out_dir}: pretrained on other data ({stored!r}); use another --out/--runs folder "
+                               "or remove it")
+        return out_dir
+    train_encoder(ws, cfg, out_dir, 0, cfg.device, progress=progress,
+                  resume=(out_dir / "encoder_state.pt").is_file(), command=_pretrain_command(spec))
+    return out_dir
+
+
+def _pretrain_command(spec: SynthPretrain) -> str:
+    return f"cagereid evaluate (harness pretraining; {spec.describe()})"
+
+
+def _harness_command(init=None) -> str:
+    """What a harness-trained ``encoder.json`` stores as its command (with the model it was fine-tuned from)."""
+    return "cagereid evaluate (harness)" + ("" if init is None else f"; encoder init {Path(init)}")
+
+
+def _check_reusable(run: Path, train: WindowSet, cfg, init=None) -> None:
+    """A finished run is reused only if it was trained for this request (f, layout, training settings and the
+    model it was fine-tuned from)."""
     import json
 
     try:
@@ -566,6 +624,10 @@ def _check_reusable(run: Path, train: WindowSet, cfg) -> None:
     diff = [k for k in keys if k in stored and stored[k] != want.get(k)]
     if meta.get("f") not in (None, train.f):
         diff.insert(0, "f")
+    stored_init = str(meta.get("command", "")).partition("; encoder init ")[2] or None
+    if str(meta.get("command", "")).startswith("cagereid evaluate (harness)") and stored_init != (
+            None if init is None else str(Path(init))):
+        diff.append(f"encoder init {stored_init or 'none'}")
     if diff:
         raise OfflineError(f"{run}: finished run trained with other settings ({', '.join(diff)}); use another "
                         "--out/--runs folder or remove it")
@@ -586,7 +648,8 @@ def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...]
                  say=print, readout: str | None = None, bone_weight: float | None = None,
                  people: tuple[int, ...] | None = None, runs_dir=None, subjects: tuple[int, ...] | None = None,
                  retrieval: Retrieval = UCALGARY_RETRIEVAL, rerank: bool = True, clean: bool = True,
-                 progress: bool = False, ensemble: int = 1, init=None) -> tuple[list[dict], dict]:
+                 progress: bool = False, ensemble: int = 1, init=None,
+                 pretrain: SynthPretrain | None = UCALGARY_PRETRAIN) -> tuple[list[dict], dict]:
     """The real-data protocol: gallery Run1, probes Run2 (same) and Run3-6 (cross, limp); sub10 dropped.
 
     ``subjects`` restricts *everything* to these subject numbers (encoder, RN, gallery, probes): the folder as if
@@ -604,8 +667,10 @@ def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...]
     probes), named ``... + re-ranking (transductive)``. ``clean``: every recording keeps only its walker
     (`clean_tracking`: cut at tracking switches, a recording without a walk dropped). ``ensemble`` K > 1: each
     seed's CAGEs are K encoders (training seeds ``s, s + seeds, ..., s + (K-1)·seeds``, so the runs of a
-    smaller K are reused) combined by `ensemble_method`. ``init``: a model folder every encoder is fine-tuned from
-    (e.g. pretrained without labels on synthetic walkers). Returns ``(rows, meta)``.
+    smaller K are reused) combined by `ensemble_method`. ``pretrain`` (improved mode; None = off): first one
+    encoder is pretrained without labels on synthetic walkers (`pretrain_synthetic`, into
+    ``<runs>/pretrain_synthetic_f<f>``, shared by every seed, variant and fold) and every encoder is fine-tuned
+    from it. ``init``: a model folder every encoder is fine-tuned from instead. Returns ``(rows, meta)``.
     """
     if ensemble < 1:
         raise OfflineError(f"--ensemble must be >= 1 (got {ensemble})")
@@ -664,6 +729,17 @@ def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...]
         cage_runs.append(("CAGEs", None, Path(run_dir)))
     else:
         rn_train = ucalgary_windows(data, f, P.UCALGARY_RUNS["gallery"], stride=1, subjects=subj)
+        if init is None and pretrain is not None:
+            faithful = load_train_config(config, "UCALGARY", f, 0, device, epochs).resolved().faithful
+            if faithful:
+                meta["synthetic pretraining"] = "off (faithful mode)"
+            else:
+                d = Path(runs_dir or out_dir) / f"pretrain_synthetic_f{f}"
+                reuse = (d / "encoder.pt").is_file()
+                say(f"synthetic pretraining: {'reusing ' if reuse else ''}{d} ({pretrain.describe()})")
+                init = pretrain_synthetic(d, f, rn_train.layout, "UCALGARY", pretrain, device, config, epochs,
+                                          progress)
+                meta["synthetic pretraining"] = f"{pretrain.describe()}; every encoder fine-tuned from {d}"
         tag = "" if subj is None else "_s" + "-".join(str(x) for x in subj)
         steps = Steps(len(encoder_data) * seeds * ensemble, say)
         for variant in encoder_data:
