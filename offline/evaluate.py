@@ -674,6 +674,8 @@ def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...]
     """
     if ensemble < 1:
         raise OfflineError(f"--ensemble must be >= 1 (got {ensemble})")
+    if init is not None and not (Path(init) / "encoder.pt").is_file():
+        raise OfflineError(f"--init {init}: not a model folder (need encoder.pt and encoder.json)")
     from offline import protocols as P
     from offline.datasets.ucalgary import load_ucalgary, ucalgary_windows
 

@@ -397,6 +397,10 @@ def test_pretrain_and_init_flags(tmp_path, capsys):
                    "--pretrain", "synthetic", "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert rc == 2 and "--init" in err and len(err.strip().splitlines()) == 1
+    rc = cli.main(["evaluate", "--dataset", "UCALGARY", "--data-root", str(tmp_path), "--init", str(tmp_path / "no"),
+                   "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "not a model folder" in err and len(err.strip().splitlines()) == 1
     rc = cli.main(["evaluate", "--dataset", "KGBD", "--data-root", str(tmp_path), "--pretrain", "none",
                    "--methods", "raw-kNN", "--out", str(tmp_path / "o")])
     assert rc == 2 and "--pretrain" in capsys.readouterr().err
