@@ -118,7 +118,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "--seeds N; finished runs reused), embeddings concatenated so distances average "
                         "(default 1)")
     g.add_argument("--pretrain", choices=("synthetic", "none"), default=None,
-                   help="UCALGARY: synthetic = pretrain one encoder without labels on synthetic walkers (60 "
+                   help="UCALGARY: synthetic = pretrain one encoder without labels on synthetic walkers (180 "
                         "people x 3 walks, in <runs>/pretrain_synthetic_f<f>, reused) and fine-tune every encoder "
                         "from it; none = train from random weights (default: synthetic; improved mode only)")
     g.add_argument("--init", default=None, metavar="DIR",

@@ -404,3 +404,24 @@ def test_pretrain_and_init_flags(tmp_path, capsys):
     rc = cli.main(["evaluate", "--dataset", "KGBD", "--data-root", str(tmp_path), "--pretrain", "none",
                    "--methods", "raw-kNN", "--out", str(tmp_path / "o")])
     assert rc == 2 and "--pretrain" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason=f"real UCalgary data not found at {DATA}")
+def test_ucalgary_cli_pretrains_by_default(tmp_path, monkeypatch):
+    """`cagereid evaluate --dataset UCALGARY` pretrains on synthetic walkers unless --pretrain none (tiny sizes)."""
+    from offline import evaluate as E
+
+    monkeypatch.setattr(E, "UCALGARY_PRETRAIN", E.SynthPretrain(identities=3, walks=2, frames=30, stride=3))
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text("hidden: 8\nepochs: 1\nrn_epochs: 1\n")
+    base = ["evaluate", "--dataset", "UCALGARY", "--data-root", str(DATA), "--subjects", "2,4", "--protocol", "p2",
+            "--distance", "euclidean", "--encoder-data", "run1", "--methods", "cage", "--no-rerank", "--config",
+            str(cfg), "--device", "cpu", "--quiet"]
+    assert cli.main(base + ["--out", str(tmp_path / "on")]) == 0
+    meta = json.loads((tmp_path / "on" / "report.json").read_text())["meta"]
+    assert meta["synthetic pretraining"].startswith("synthetic walkers: 3 people x 2 walks")
+    assert (tmp_path / "on" / "pretrain_synthetic_f6" / "encoder.pt").is_file()
+    assert cli.main(base + ["--pretrain", "none", "--out", str(tmp_path / "off")]) == 0
+    meta = json.loads((tmp_path / "off" / "report.json").read_text())["meta"]
+    assert "synthetic pretraining" not in meta and not (tmp_path / "off" / "pretrain_synthetic_f6").exists()
+    assert E.SynthPretrain() == E.SynthPretrain(180, 3, 120, 3, 123)  # the cross-validated default (docs/evaluation.md)
