@@ -113,6 +113,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="UCALGARY: folder of the per-seed CAGE runs (finished ones are reused; default: --out)")
     g.add_argument("--seeds", type=_positive, default=1,
                    help="repeat training + evaluation with seeds 0..N-1; mean ± std (default 1)")
+    g.add_argument("--ensemble", type=_positive, default=None, metavar="K",
+                   help="UCALGARY: each seed's CAGEs are K encoders trained with other seeds (s, s+N, ... for "
+                        "--seeds N; finished runs reused), embeddings concatenated so distances average "
+                        "(default 1)")
+    g.add_argument("--pretrain", choices=("synthetic", "none"), default=None,
+                   help="UCALGARY: synthetic = pretrain one encoder without labels on synthetic walkers (180 "
+                        "people x 3 walks, in <runs>/pretrain_synthetic_f<f>, reused) and fine-tune every encoder "
+                        "from it; none = train from random weights (default: synthetic; improved mode only)")
+    g.add_argument("--init", default=None, metavar="DIR",
+                   help="UCALGARY: fine-tune every trained encoder from this model folder instead (same layout, "
+                        "window length and width)")
     g.add_argument("--device", default="auto", help="torch device for CAGEs: auto (default), cpu, cuda, 0")
     g.add_argument("--readout", choices=("ap", "head"), default=None,
                    help="override the CAGE retrieval embedding: ap (mean AP row, the paper's) or head (contrastive "
@@ -167,15 +178,20 @@ def run(args: argparse.Namespace) -> int:
             raise OfflineError("--dataset UCALGARY needs --data-root (the ucalgary_gait folder)")
         if common["config"] is None:
             common["config"] = str(E.DEFAULT_UCALGARY_CONFIG)
+        if args.init and args.pretrain == "synthetic":
+            raise OfflineError("--init and --pretrain synthetic both choose the encoders' starting weights; give one")
         if args.runs and run_dir is not None:
             raise OfflineError("--runs is for the runs evaluate trains; --model/--best_model name one run already")
         rows, meta = E.run_ucalgary(args.data_root, f, out, args.seeds, encoder_data=args.encoder_data,
                                     run_dir=run_dir, people=args.people, runs_dir=args.runs,
                                     subjects=args.subjects, rerank=args.rerank is not False,
-                                    clean=args.clean_tracking, **common)
+                                    clean=args.clean_tracking, ensemble=args.ensemble or 1, init=args.init,
+                                    pretrain=None if args.pretrain == "none" else E.UCALGARY_PRETRAIN, **common)
     else:
-        if args.people is not None or args.runs or args.subjects is not None or args.rerank is not None:
-            raise OfflineError("--people, --subjects, --runs and --rerank apply to --dataset UCALGARY only")
+        if (args.people is not None or args.runs or args.subjects is not None or args.rerank is not None
+                or args.ensemble is not None or args.init is not None or args.pretrain is not None):
+            raise OfflineError("--people, --subjects, --runs, --rerank, --ensemble, --init and --pretrain apply to "
+                               "--dataset UCALGARY only")
         train = args.train and run_dir is None
         if "cage" in methods and run_dir is None and not train:
             say("no CAGE model given (--model, --best_model or --train): evaluating the baselines only")

@@ -73,6 +73,28 @@ PLAIN = Retrieval()
 UCALGARY_RETRIEVAL = Retrieval(walk_pool="nearest", gallery_smooth=0.5)
 
 
+@dataclass(frozen=True)
+class SynthPretrain:
+    """Label-free pretraining of the UCalgary encoders on synthetic walkers (`offline.synth.walker_windows`):
+    ``identities`` x ``walks`` walks of ``frames`` frames, windows every ``stride`` frames, data seed ``seed``.
+    One encoder is pretrained (training seed 0) and every per-seed / per-fold encoder is fine-tuned from it.
+    Chosen by cross-validation over development subjects (docs/evaluation.md); improved mode only."""
+
+    identities: int = 180  # 60 x 3 walks at stride 2 (8,820 windows): +1.5 over no pretraining, this +2.1
+    walks: int = 3
+    frames: int = 120
+    stride: int = 3
+    seed: int = 123
+
+    def describe(self) -> str:
+        return (f"synthetic walkers: {self.identities} people x {self.walks} walks x {self.frames} frames, stride "
+                f"{self.stride}, data seed {self.seed}")
+
+
+#: The UCalgary default (`cagereid evaluate --dataset UCALGARY`; ``--pretrain none`` turns it off).
+UCALGARY_PRETRAIN = SynthPretrain()
+
+
 
 @dataclass
 class Method:
@@ -311,6 +333,32 @@ def cage_method(run_dir, name: str = "CAGEs", seed: int | None = None, device: s
                   note=f"{run_dir} (readout {fc.readout}, bone weight {fc.bone_weight})")
 
 
+def ensemble_method(members: list[Method], name: str, seed: int | None = None) -> Method:
+    """Several CAGE runs (other seeds) as one method: the members' embeddings concatenated, each scaled by
+    ``1/sqrt(K)``, so the squared Euclidean distance is the mean of the members' squared distances (the
+    bone-length cue, the same in every member, keeps its weight); P1 scores are the mean of the members' RN
+    scores (their classes must agree). One member returns it unchanged (renamed)."""
+    if not members:
+        raise OfflineError("an ensemble needs at least one member")
+    if len(members) == 1:
+        return replace(members[0], name=name, seed=seed)
+    k = len(members)
+
+    def embed(w: np.ndarray) -> np.ndarray:
+        return np.concatenate([m.embed(w) for m in members], axis=1) / np.sqrt(k)
+
+    scores = None
+    if all(m.scores is not None for m in members):
+        def scores(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            parts = [m.scores(w) for m in members]
+            classes = parts[0][1]
+            if any(not np.array_equal(c, classes) for _, c in parts):
+                raise OfflineError("ensemble members were trained on different classes")
+            return np.mean([s for s, _ in parts], axis=0), classes
+
+    return Method(name, embed, scores, seed, note=f"ensemble of {k}: " + "; ".join(m.note for m in members))
+
+
 def _rn_scorer(run_dir, extractor, device: str):
     """``windows -> (scores (N, C), classes)`` of the run's recognition network (`offline.training.rn`)."""
     from offline.training.rn import extract_features, load_rn, rn_scores
@@ -496,11 +544,12 @@ def load_train_config(config, dataset: str, f: int, seed: int, device: str = "au
 
 def train_cage_run(train: WindowSet, rn_train: WindowSet, out_dir, seed: int, device: str = "auto",
                    config: str | None = None, epochs: int | None = None, rn_epochs: int | None = None,
-                   progress: bool = False):
+                   progress: bool = False, init=None):
     """Train an encoder on ``train`` (labels unused) and an RN on the labelled ``rn_train`` windows into
     ``out_dir`` (``encoder.pt|json``, ``rn.pt|json``, as `cagereid train` writes them), with the training
     library's `train_encoder` and `fit_rn`. The RN epoch is chosen on a validation tail of ``rn_train``
-    (never on probes). A finished run there is reused, an interrupted encoder training resumes.
+    (never on probes). A finished run there is reused, an interrupted encoder training resumes. ``init``: a model
+    folder the encoder starts from (fine-tuning, e.g. a model pretrained on synthetic walkers).
     Returns ``out_dir``."""
     from dataclasses import replace
 
@@ -511,12 +560,12 @@ def train_cage_run(train: WindowSet, rn_train: WindowSet, out_dir, seed: int, de
     out_dir = Path(out_dir)
     cfg = load_train_config(config, train.dataset, train.f, seed, device, epochs, rn_epochs)
     if (out_dir / "encoder.pt").is_file() and (out_dir / "rn.pt").is_file():
-        _check_reusable(out_dir, train, cfg.resolved())
+        _check_reusable(out_dir, train, cfg.resolved(), init)
         return out_dir
-    command = "cagereid evaluate (harness)"
+    command = _harness_command(init)
     if not (out_dir / "encoder.pt").is_file():
         train_encoder(train, cfg, out_dir, seed, cfg.device, progress=progress,
-                      resume=(out_dir / "encoder_state.pt").is_file(), command=command)
+                      resume=(out_dir / "encoder_state.pt").is_file(), command=command, init=init)
     extractor = CageExtractor.from_checkpoint(out_dir, device=cfg.device)
     rcfg = cfg.resolved()
     if rcfg.rn_select == "probe":  # the harness never selects on probes (CAGE_SPEC Q8)
@@ -525,8 +574,44 @@ def train_cage_run(train: WindowSet, rn_train: WindowSet, out_dir, seed: int, de
     return out_dir
 
 
-def _check_reusable(run: Path, train: WindowSet, cfg) -> None:
-    """A finished run is reused only if it was trained for this request (f, layout and training settings)."""
+def pretrain_synthetic(out_dir, f: int, layout: str, dataset: str = "UCALGARY", spec: SynthPretrain = UCALGARY_PRETRAIN,
+                       device: str = "auto", config: str | None = None, epochs: int | None = None,
+                       progress: bool = False) -> Path:
+    """Pretrain one encoder without labels on synthetic walkers (``spec``) into ``out_dir`` with the harness's
+    training config (training seed 0; positives: windows of one synthetic walk) and return ``out_dir``; a
+    finished one there is reused (if trained for the same settings), an interrupted one resumes."""
+    from offline.synth import walker_windows
+    from offline.training.encoder import train_encoder
+
+    out_dir = Path(out_dir)
+    ws = walker_windows(f, layout, spec.identities, spec.walks, spec.frames, spec.stride, spec.seed, dataset)
+    cfg = load_train_config(config, dataset, f, 0, device, epochs)
+    if (out_dir / "encoder.pt").is_file():
+        _check_reusable(out_dir, ws, cfg.resolved())
+        import json
+
+        stored = json.loads((out_dir / "encoder.json").read_text()).get("command", "")
+        if stored != _pretrain_command(spec):
+            raise OfflineError(f"{out_dir}: pretrained on other data ({stored!r}); use another --out/--runs folder "
+                               "or remove it")
+        return out_dir
+    train_encoder(ws, cfg, out_dir, 0, cfg.device, progress=progress,
+                  resume=(out_dir / "encoder_state.pt").is_file(), command=_pretrain_command(spec))
+    return out_dir
+
+
+def _pretrain_command(spec: SynthPretrain) -> str:
+    return f"cagereid evaluate (harness pretraining; {spec.describe()})"
+
+
+def _harness_command(init=None) -> str:
+    """What a harness-trained ``encoder.json`` stores as its command (with the model it was fine-tuned from)."""
+    return "cagereid evaluate (harness)" + ("" if init is None else f"; encoder init {Path(init)}")
+
+
+def _check_reusable(run: Path, train: WindowSet, cfg, init=None) -> None:
+    """A finished run is reused only if it was trained for this request (f, layout, training settings and the
+    model it was fine-tuned from)."""
     import json
 
     try:
@@ -539,6 +624,10 @@ def _check_reusable(run: Path, train: WindowSet, cfg) -> None:
     diff = [k for k in keys if k in stored and stored[k] != want.get(k)]
     if meta.get("f") not in (None, train.f):
         diff.insert(0, "f")
+    stored_init = str(meta.get("command", "")).partition("; encoder init ")[2] or None
+    if str(meta.get("command", "")).startswith("cagereid evaluate (harness)") and stored_init != (
+            None if init is None else str(Path(init))):
+        diff.append(f"encoder init {stored_init or 'none'}")
     if diff:
         raise OfflineError(f"{run}: finished run trained with other settings ({', '.join(diff)}); use another "
                         "--out/--runs folder or remove it")
@@ -559,7 +648,8 @@ def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...]
                  say=print, readout: str | None = None, bone_weight: float | None = None,
                  people: tuple[int, ...] | None = None, runs_dir=None, subjects: tuple[int, ...] | None = None,
                  retrieval: Retrieval = UCALGARY_RETRIEVAL, rerank: bool = True, clean: bool = True,
-                 progress: bool = False) -> tuple[list[dict], dict]:
+                 progress: bool = False, ensemble: int = 1, init=None,
+                 pretrain: SynthPretrain | None = UCALGARY_PRETRAIN) -> tuple[list[dict], dict]:
     """The real-data protocol: gallery Run1, probes Run2 (same) and Run3-6 (cross, limp); sub10 dropped.
 
     ``subjects`` restricts *everything* to these subject numbers (encoder, RN, gallery, probes): the folder as if
@@ -575,8 +665,17 @@ def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...]
     (P1) trains on the labelled Run1 windows. P2 ranks with ``retrieval`` (every method, baselines included);
     ``rerank`` adds rows of the trained CAGEs with k-reciprocal re-ranking (transductive: it uses the other
     probes), named ``... + re-ranking (transductive)``. ``clean``: every recording keeps only its walker
-    (`clean_tracking`: cut at tracking switches, a recording without a walk dropped). Returns ``(rows, meta)``.
+    (`clean_tracking`: cut at tracking switches, a recording without a walk dropped). ``ensemble`` K > 1: each
+    seed's CAGEs are K encoders (training seeds ``s, s + seeds, ..., s + (K-1)·seeds``, so the runs of a
+    smaller K are reused) combined by `ensemble_method`. ``pretrain`` (improved mode; None = off): first one
+    encoder is pretrained without labels on synthetic walkers (`pretrain_synthetic`, into
+    ``<runs>/pretrain_synthetic_f<f>``, shared by every seed, variant and fold) and every encoder is fine-tuned
+    from it. ``init``: a model folder every encoder is fine-tuned from instead. Returns ``(rows, meta)``.
     """
+    if ensemble < 1:
+        raise OfflineError(f"--ensemble must be >= 1 (got {ensemble})")
+    if init is not None and not (Path(init) / "encoder.pt").is_file():
+        raise OfflineError(f"--init {init}: not a model folder (need encoder.pt and encoder.json)")
     from offline import protocols as P
     from offline.datasets.ucalgary import load_ucalgary, ucalgary_windows
 
@@ -627,11 +726,24 @@ def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...]
         return rows, meta
     cage_runs: list[tuple[str, int | None, Path]] = []
     if run_dir is not None:
+        if ensemble > 1:
+            raise OfflineError("--ensemble trains its members; it cannot be combined with --model/--best_model")
         cage_runs.append(("CAGEs", None, Path(run_dir)))
     else:
         rn_train = ucalgary_windows(data, f, P.UCALGARY_RUNS["gallery"], stride=1, subjects=subj)
+        if init is None and pretrain is not None:
+            faithful = load_train_config(config, "UCALGARY", f, 0, device, epochs).resolved().faithful
+            if faithful:
+                meta["synthetic pretraining"] = "off (faithful mode)"
+            else:
+                d = Path(runs_dir or out_dir) / f"pretrain_synthetic_f{f}"
+                reuse = (d / "encoder.pt").is_file()
+                say(f"synthetic pretraining: {'reusing ' if reuse else ''}{d} ({pretrain.describe()})")
+                init = pretrain_synthetic(d, f, rn_train.layout, "UCALGARY", pretrain, device, config, epochs,
+                                          progress)
+                meta["synthetic pretraining"] = f"{pretrain.describe()}; every encoder fine-tuned from {d}"
         tag = "" if subj is None else "_s" + "-".join(str(x) for x in subj)
-        steps = Steps(len(encoder_data) * seeds, say)
+        steps = Steps(len(encoder_data) * seeds * ensemble, say)
         for variant in encoder_data:
             runs = {"run1": P.UCALGARY_RUNS["gallery"], "all": (1, 2, 3, 4, 5, 6)}.get(variant)
             if runs is None:
@@ -639,7 +751,7 @@ def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...]
             # all runs: stride 3 (about twice Run1's stride-1 count) keeps the CPU time of 6 walks in check
             enc_train = ucalgary_windows(data, f, runs, stride=1 if variant == "run1" else 3, subjects=subj)
             label = "CAGEs (Run1 encoder)" if variant == "run1" else "CAGEs (all runs, transductive)"
-            for seed in range(seeds):
+            for seed in range(seeds * ensemble):
                 d = Path(runs_dir or out_dir) / f"cage_{variant}{tag}_seed{seed}"
                 reuse = (d / "encoder.pt").is_file() and (d / "rn.pt").is_file()
                 if reuse:
@@ -647,11 +759,24 @@ def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...]
                 else:
                     say(f"{label} seed {seed}: training into {d} ({enc_train.n} encoder windows, {rn_train.n} RN windows)")
                 steps.start()
-                train_cage_run(enc_train, rn_train, d, seed, device, config, epochs, rn_epochs, progress)
+                train_cage_run(enc_train, rn_train, d, seed, device, config, epochs, rn_epochs, progress, init)
                 steps.done(f"{label} seed {seed}: {'reused' if reuse else 'trained'}", timed=not reuse)
                 cage_runs.append((label, seed, d))
-    for label, seed, d in cage_runs:
-        m = cage_method(d, label, seed, device, readout, bone_weight)
+    groups: list[tuple[str, int | None, list[Path]]] = []
+    for label, seed, d in cage_runs:  # seed s + k·seeds is member k of ensemble s
+        s = seed if seed is None else seed % seeds
+        g = next((x for x in groups if x[0] == label and x[1] == s), None)
+        if g is None:
+            groups.append((label, s, [d]))
+        else:
+            g[2].append(d)
+    if init is not None:
+        meta["encoder init"] = str(init)
+    if ensemble > 1:
+        meta["ensemble"] = (f"{ensemble} encoders per seed (training seeds s, s+{seeds}, ...): embeddings "
+                            "concatenated / sqrt(K), RN scores averaged")
+    for label, seed, dirs in groups:
+        m = ensemble_method([cage_method(d, label, seed, device, readout, bone_weight) for d in dirs], label, seed)
         g_emb = m.embed(gallery.windows)
         for name, probe in pairs:
             p_emb = m.embed(probe.windows)

@@ -288,3 +288,26 @@ def synth_all_targets(dataset: str, view: int | None) -> list[tuple[str, int | N
     if ds == "CASIA_B" and view is None:
         raise OfflineError("CASIA_B (CVE) is per view: give --view 0..10 (angle 18·v degrees)")
     return [(ds, view)]
+
+
+def walker_windows(f: int, layout: str, identities: int = 60, walks: int = 3, frames: int = 120, stride: int = 2,
+                   seed: int = 123, dataset: str = "SYNTH") -> WindowSet:
+    """Sliding windows of synthetic walkers (`pose.synthetic.recordings`, default knobs: walks towards the camera
+    +-20 deg, Kinect-like noise) in any 3D ``layout``: label-free pretraining data for an encoder of that layout
+    (`offline.evaluate.pretrain_synthetic`). ``recording`` = ``pid * 100 + walk`` (positives come from one walk),
+    ``start`` = first frame. Deterministic in ``seed``."""
+    from pose.synthetic import recordings
+
+    if min(identities, walks) < 1 or frames < f or stride < 1:
+        raise OfflineError(f"synthetic walkers: need identities, walks, stride >= 1 and frames >= f = {f} "
+                           f"(got {identities}, {walks}, {stride}, {frames})")
+    wins, pids, rec, start = [], [], [], []
+    for r in recordings(identities, walks, frames, layout=layout, seed=seed):
+        w, s = sliding_windows(r.joints, f, stride)
+        wins.append(w)
+        pids += [r.pid] * len(w)
+        rec += [r.pid * 100 + r.walk] * len(w)
+        start += s.tolist()
+    return WindowSet(np.concatenate(wins).astype(np.float32), np.array(pids), dataset, "synthetic", layout,
+                     np.array(rec), np.zeros(len(pids)), np.array(start),
+                     meta={"identities": identities, "walks": walks, "frames": frames, "stride": stride, "seed": seed})

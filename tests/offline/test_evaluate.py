@@ -306,3 +306,122 @@ def test_ucalgary_subjects_fold_restricts_everything(tmp_path, capsys):
     rc = cli.main(["evaluate", "--dataset", "UCALGARY", "--data-root", str(DATA), "--methods", "raw-kNN",
                    "--subjects", "2,99", "--out", str(tmp_path / "o")])
     assert rc == 2 and "--subjects" in capsys.readouterr().err
+
+
+def test_ensemble_method_averages_member_distances():
+    from offline.evaluate import ensemble_method
+    from offline.metrics import pairwise_distance
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(7, 4, 5, 3))
+    proj = [rng.normal(size=(60, 6)) for _ in range(3)]
+    members = [Method(f"m{i}", (lambda w, P=P: w.reshape(len(w), -1) @ P),
+                      (lambda w, i=i: (np.full((len(w), 2), float(i)), np.array([1, 2]))), seed=i)
+               for i, P in enumerate(proj)]
+    ens = ensemble_method(members, "ens", seed=0)
+    assert ens.name == "ens" and ens.seed == 0 and ens.embed(w).shape == (7, 18)
+    d2 = pairwise_distance(ens.embed(w), ens.embed(w[:3]), "euclidean") ** 2
+    want = np.mean([pairwise_distance(m.embed(w), m.embed(w[:3]), "euclidean") ** 2 for m in members], axis=0)
+    assert np.allclose(d2, want)  # squared distance = mean of the members' squared distances
+    s, c = ens.scores(w)
+    assert np.allclose(s, 1.0) and c.tolist() == [1, 2]  # RN scores averaged
+    one = ensemble_method(members[:1], "solo", seed=5)
+    assert one.name == "solo" and one.seed == 5 and np.allclose(one.embed(w), members[0].embed(w))
+    bad = Method("m9", members[0].embed, lambda w: (np.zeros((len(w), 2)), np.array([1, 3])))
+    with pytest.raises(Exception, match="different classes"):
+        ensemble_method([members[0], bad], "x").scores(w)
+    with pytest.raises(Exception, match="at least one"):
+        ensemble_method([], "x")
+
+
+def test_ensemble_flag_is_ucalgary_only_and_positive(tmp_path, capsys):
+    rc = cli.main(["evaluate", "--dataset", "KGBD", "--data-root", str(tmp_path), "--ensemble", "2",
+                   "--methods", "raw-kNN", "--out", str(tmp_path / "o")])
+    assert rc == 2 and "--ensemble" in capsys.readouterr().err
+    rc = cli.main(["evaluate", "--dataset", "UCALGARY", "--ensemble", "0"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--ensemble" in err and len(err.strip().splitlines()) == 1
+
+
+def test_synthetic_walker_windows():
+    from offline.synth import walker_windows
+
+    ws = walker_windows(6, "ucalgary18", identities=3, walks=2, frames=20, stride=2, seed=1)
+    assert ws.windows.shape == (3 * 2 * 8, 6, 18, 3) and ws.layout == "ucalgary18"
+    assert len(np.unique(ws.recording)) == 6 and len(np.unique(ws.pids)) == 3
+    assert np.isfinite(ws.windows).all()
+    again = walker_windows(6, "ucalgary18", identities=3, walks=2, frames=20, stride=2, seed=1)
+    assert np.array_equal(ws.windows, again.windows)  # deterministic in the seed
+    assert not np.allclose(ws.windows, walker_windows(6, "ucalgary18", 3, 2, 20, 2, seed=2).windows)
+    with pytest.raises(Exception, match="frames"):
+        walker_windows(6, "ucalgary18", identities=3, walks=2, frames=4)
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason=f"real UCalgary data not found at {DATA}")
+def test_ucalgary_synthetic_pretraining_then_fine_tuning(tmp_path):
+    """Every encoder of the harness is fine-tuned from one encoder pretrained on synthetic walkers (improved mode);
+    runs are only reused for the same starting weights; faithful mode trains from scratch as before."""
+    from offline.errors import OfflineError
+    from offline.evaluate import SynthPretrain, run_ucalgary
+
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text("hidden: 8\nepochs: 1\nrn_epochs: 1\n")
+    spec = SynthPretrain(identities=3, walks=2, frames=30, stride=3)
+    kw = dict(methods=("cage",), protocols=("p2",), distances=("euclidean",), encoder_data=("run1",),
+              device="cpu", config=str(cfg), subjects=(2, 4), say=lambda *a: None, rerank=False)
+    rows, meta = run_ucalgary(DATA, 6, tmp_path / "o", pretrain=spec, **kw)
+    pre = tmp_path / "o" / "pretrain_synthetic_f6"
+    assert (pre / "encoder.pt").is_file() and str(pre) in meta["synthetic pretraining"]
+    stored = json.loads((pre / "encoder.json").read_text())
+    assert "3 people x 2 walks x 30 frames" in stored["command"] and stored["train_windows"] < 3 * 2 * 9
+    run = json.loads((tmp_path / "o" / "cage_run1_s2-4_seed0" / "encoder.json").read_text())
+    assert run["command"].endswith(f"encoder init {pre}")
+    assert {r["method"] for r in rows} == {"CAGEs (Run1 encoder)"}
+    # the finished runs are reused with the same pretraining, refused without it
+    run_ucalgary(DATA, 6, tmp_path / "o", pretrain=spec, **kw)
+    with pytest.raises(OfflineError, match="encoder init"):
+        run_ucalgary(DATA, 6, tmp_path / "o", pretrain=None, **kw)
+    with pytest.raises(OfflineError, match="pretrained on other data"):
+        run_ucalgary(DATA, 6, tmp_path / "o", pretrain=SynthPretrain(identities=4, walks=2, frames=30), **kw)
+    faithful = tmp_path / "faithful.yaml"
+    faithful.write_text("mode: faithful\nhidden: 8\nepochs: 1\nrn_epochs: 1\n")
+    _, meta = run_ucalgary(DATA, 6, tmp_path / "f", pretrain=spec, **{**kw, "config": str(faithful)})
+    assert meta["synthetic pretraining"] == "off (faithful mode)"
+    assert not (tmp_path / "f" / "pretrain_synthetic_f6").exists()
+    run = json.loads((tmp_path / "f" / "cage_run1_s2-4_seed0" / "encoder.json").read_text())
+    assert "encoder init" not in run["command"]
+
+
+def test_pretrain_and_init_flags(tmp_path, capsys):
+    rc = cli.main(["evaluate", "--dataset", "UCALGARY", "--data-root", str(tmp_path), "--init", str(tmp_path),
+                   "--pretrain", "synthetic", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--init" in err and len(err.strip().splitlines()) == 1
+    rc = cli.main(["evaluate", "--dataset", "UCALGARY", "--data-root", str(tmp_path), "--init", str(tmp_path / "no"),
+                   "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "not a model folder" in err and len(err.strip().splitlines()) == 1
+    rc = cli.main(["evaluate", "--dataset", "KGBD", "--data-root", str(tmp_path), "--pretrain", "none",
+                   "--methods", "raw-kNN", "--out", str(tmp_path / "o")])
+    assert rc == 2 and "--pretrain" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason=f"real UCalgary data not found at {DATA}")
+def test_ucalgary_cli_pretrains_by_default(tmp_path, monkeypatch):
+    """`cagereid evaluate --dataset UCALGARY` pretrains on synthetic walkers unless --pretrain none (tiny sizes)."""
+    from offline import evaluate as E
+
+    monkeypatch.setattr(E, "UCALGARY_PRETRAIN", E.SynthPretrain(identities=3, walks=2, frames=30, stride=3))
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text("hidden: 8\nepochs: 1\nrn_epochs: 1\n")
+    base = ["evaluate", "--dataset", "UCALGARY", "--data-root", str(DATA), "--subjects", "2,4", "--protocol", "p2",
+            "--distance", "euclidean", "--encoder-data", "run1", "--methods", "cage", "--no-rerank", "--config",
+            str(cfg), "--device", "cpu", "--quiet"]
+    assert cli.main(base + ["--out", str(tmp_path / "on")]) == 0
+    meta = json.loads((tmp_path / "on" / "report.json").read_text())["meta"]
+    assert meta["synthetic pretraining"].startswith("synthetic walkers: 3 people x 2 walks")
+    assert (tmp_path / "on" / "pretrain_synthetic_f6" / "encoder.pt").is_file()
+    assert cli.main(base + ["--pretrain", "none", "--out", str(tmp_path / "off")]) == 0
+    meta = json.loads((tmp_path / "off" / "report.json").read_text())["meta"]
+    assert "synthetic pretraining" not in meta and not (tmp_path / "off" / "pretrain_synthetic_f6").exists()
+    assert E.SynthPretrain() == E.SynthPretrain(180, 3, 120, 3, 123)  # the cross-validated default (docs/evaluation.md)
