@@ -168,8 +168,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else (run_dir if run_dir is not None else Path("runs") / f"eval_{ds}_f{f}")
     say = E.progress_printer(args.quiet)
     base = E.UCALGARY_RETRIEVAL if ds == "UCALGARY" else E.PLAIN
-    retrieval = E.Retrieval(args.walk_pooling or base.walk_pool,
-                            base.gallery_smooth if args.gallery_smoothing is None else args.gallery_smoothing)
+    retrieval = _retrieval(args, base)
     common = dict(methods=methods, protocols=protocols, distances=args.distance, device=args.device, retrieval=retrieval,
                   config=args.config, epochs=args.epochs, rn_epochs=args.rn_epochs, say=say,
                   readout=args.readout, bone_weight=args.bone_weight, progress=not args.quiet)
@@ -198,9 +197,7 @@ def run(args: argparse.Namespace) -> int:
             common["methods"] = tuple(m for m in methods if m != "cage")
         rows, meta = E.run_dataset(args.data_root or "Datasets", ds, f, args.layout, args.view, run_dir=run_dir,
                                    train=train, seeds=args.seeds, out_dir=out, **common)
-    if args.readout is not None or args.bone_weight is not None:
-        meta["embedding override"] = (f"readout {args.readout or 'as trained'}, bone weight "
-                                      f"{args.bone_weight if args.bone_weight is not None else 'as trained'}")
+    _note_embedding_override(args, meta)
     if len(sys.argv) > 1 and sys.argv[1] == "evaluate":
         meta["command"] = "cagereid " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     meta["protocols"] = ", ".join(p.upper() for p in protocols)
@@ -209,6 +206,21 @@ def run(args: argparse.Namespace) -> int:
     print(markdown(summarize(rows), f"{ds} (f = {f})").split("## All metrics")[0].rstrip())
     print(f"\nreport: {paths['report.md']}  ({len(paths) - 2} plots)")
     return 0
+
+
+def _retrieval(args: argparse.Namespace, base):
+    """How P2 ranks (`offline.evaluate.Retrieval`): ``base``'s settings unless --walk-pooling/--gallery-smoothing."""
+    from offline import evaluate as E
+
+    return E.Retrieval(args.walk_pooling or base.walk_pool,
+                       base.gallery_smooth if args.gallery_smoothing is None else args.gallery_smoothing)
+
+
+def _note_embedding_override(args: argparse.Namespace, meta: dict) -> None:
+    """Record --readout/--bone-weight in the report's metadata when either was given."""
+    if args.readout is not None or args.bone_weight is not None:
+        meta["embedding override"] = (f"readout {args.readout or 'as trained'}, bone weight "
+                                      f"{args.bone_weight if args.bone_weight is not None else 'as trained'}")
 
 
 def run_tracks(args: argparse.Namespace) -> int:
@@ -227,14 +239,11 @@ def run_tracks(args: argparse.Namespace) -> int:
     protocols = ("p1", "p2") if args.protocol == "both" else (args.protocol,)
     model = E.resolve_run_dir(args.model, args.models_root) if args.model else None
     device = "cpu" if args.device == "auto" else args.device
-    retrieval = E.Retrieval(args.walk_pooling or E.PLAIN.walk_pool,
-                            E.PLAIN.gallery_smooth if args.gallery_smoothing is None else args.gallery_smoothing)
+    retrieval = _retrieval(args, E.PLAIN)
     rows, meta = evaluate_manifest(args.tracks, model, args.methods, protocols, args.distance, device,
                                    policy=args.missing_joints, min_visibility=args.min_visibility,
                                    readout=args.readout, bone_weight=args.bone_weight, retrieval=retrieval)
-    if args.readout is not None or args.bone_weight is not None:
-        meta["embedding override"] = (f"readout {args.readout or 'as trained'}, bone weight "
-                                      f"{args.bone_weight if args.bone_weight is not None else 'as trained'}")
+    _note_embedding_override(args, meta)
     if len(sys.argv) > 1 and sys.argv[1] == "evaluate":
         meta["command"] = "cagereid " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     meta["protocols"] = ", ".join(p.upper() for p in protocols)
