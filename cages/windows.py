@@ -36,6 +36,26 @@ def sliding_windows(seq: np.ndarray, f: int, stride: int = 1, offset: int = 0) -
     return seq[idx], starts
 
 
+def warped_windows(seq: np.ndarray, f: int, rate: float, stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Windows of ``seq`` ``(T, J, 3)`` played at ``rate`` times the recorded speed: frame ``k`` of the window
+    starting at ``s`` is ``seq`` at time ``s + rate * k``, linearly interpolated (``rate < 1`` looks like a
+    slower walk, ``> 1`` a quicker one; ``rate = 1`` is `sliding_windows`). Returns ``(N, f, J, 3)`` and the
+    start frames ``(N,)``."""
+    seq = np.asarray(seq)
+    if rate <= 0:
+        raise ValueError(f"rate must be > 0 (got {rate})")
+    span = rate * (f - 1)
+    last = len(seq) - 1 - span
+    if last < 0:
+        return np.zeros((0, f) + seq.shape[1:], dtype=np.float64), np.zeros(0, dtype=np.int64)
+    starts = np.arange(0, int(np.floor(last + 1e-9)) + 1, stride, dtype=np.int64)
+    t = starts[:, None] + rate * np.arange(f)[None, :]  # (N, f)
+    lo = np.minimum(np.floor(t).astype(np.int64), len(seq) - 1)
+    hi = np.minimum(lo + 1, len(seq) - 1)
+    w = (t - lo)[..., None, None]
+    return (1 - w) * seq[lo] + w * seq[hi], starts
+
+
 def reverse(windows: np.ndarray) -> np.ndarray:
     """The reverse-reconstruction target: ``target[n, k] = source[n, f-1-k]`` (CAGE_SPEC §1.2)."""
     return np.ascontiguousarray(np.asarray(windows)[:, ::-1])

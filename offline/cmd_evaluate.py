@@ -119,8 +119,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default 1)")
     g.add_argument("--pretrain", choices=("synthetic", "none"), default=None,
                    help="UCALGARY: synthetic = pretrain one encoder without labels on synthetic walkers (180 "
-                        "people x 3 walks, in <runs>/pretrain_synthetic_f<f>, reused) and fine-tune every encoder "
+                        "people x 3 walks, two of them limping; positives across a synthetic person's walks; in "
+                        "<runs>/pretrain_synthetic_f<f>, reused) and fine-tune every encoder "
                         "from it; none = train from random weights (default: synthetic; improved mode only)")
+    g.add_argument("--init-weight", type=float, default=None, metavar="W",
+                   help="UCALGARY: each seed's CAGEs embed with the fine-tuned encoder and the (pretrained or --init) "
+                        "encoder it started from; W = that encoder's share of the squared distance (default 0.667; "
+                        "0 = the fine-tuned encoder alone, 1 = the starting encoder alone)")
     g.add_argument("--init", default=None, metavar="DIR",
                    help="UCALGARY: fine-tune every trained encoder from this model folder instead (same layout, "
                         "window length and width)")
@@ -185,12 +190,15 @@ def run(args: argparse.Namespace) -> int:
                                     run_dir=run_dir, people=args.people, runs_dir=args.runs,
                                     subjects=args.subjects, rerank=args.rerank is not False,
                                     clean=args.clean_tracking, ensemble=args.ensemble or 1, init=args.init,
-                                    pretrain=None if args.pretrain == "none" else E.UCALGARY_PRETRAIN, **common)
+                                    pretrain=None if args.pretrain == "none" else E.UCALGARY_PRETRAIN,
+                                    init_weight=E.UCALGARY_INIT_WEIGHT if args.init_weight is None else args.init_weight,
+                                    **common)
     else:
         if (args.people is not None or args.runs or args.subjects is not None or args.rerank is not None
-                or args.ensemble is not None or args.init is not None or args.pretrain is not None):
-            raise OfflineError("--people, --subjects, --runs, --rerank, --ensemble, --init and --pretrain apply to "
-                               "--dataset UCALGARY only")
+                or args.ensemble is not None or args.init is not None or args.pretrain is not None
+                or args.init_weight is not None):
+            raise OfflineError("--people, --subjects, --runs, --rerank, --ensemble, --init, --init-weight and "
+                               "--pretrain apply to --dataset UCALGARY only")
         train = args.train and run_dir is None
         if "cage" in methods and run_dir is None and not train:
             say("no CAGE model given (--model, --best_model or --train): evaluating the baselines only")

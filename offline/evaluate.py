@@ -85,14 +85,27 @@ class SynthPretrain:
     frames: int = 120
     stride: int = 3
     seed: int = 123
+    limp_walks: int = 2  # the last that many walks of each person limp (walker_windows); 0 before issue #17's third round
+    positives: str = "person"  # person: windows of any walk of one synthetic person; walk: of one walk (before)
 
     def describe(self) -> str:
+        extra = (f", last {self.limp_walks} walks limping" if self.limp_walks else "") + (
+            ", positives across a person's walks" if self.positives == "person" else "")
         return (f"synthetic walkers: {self.identities} people x {self.walks} walks x {self.frames} frames, stride "
-                f"{self.stride}, data seed {self.seed}")
+                f"{self.stride}, data seed {self.seed}{extra}")
+
+    def windows(self, f: int, layout: str, dataset: str = "UCALGARY"):
+        from offline.synth import walker_windows
+
+        return walker_windows(f, layout, self.identities, self.walks, self.frames, self.stride, self.seed, dataset,
+                              limp_walks=self.limp_walks, positives=self.positives)
 
 
 #: The UCalgary default (`cagereid evaluate --dataset UCALGARY`; ``--pretrain none`` turns it off).
 UCALGARY_PRETRAIN = SynthPretrain()
+#: Weight of the pretrained encoder beside the fine-tuned ones (`run_ucalgary`'s ``init_weight``; chosen by
+#: cross-validation over development subjects, docs/evaluation.md).
+UCALGARY_INIT_WEIGHT = 2 / 3
 
 
 
@@ -333,30 +346,38 @@ def cage_method(run_dir, name: str = "CAGEs", seed: int | None = None, device: s
                   note=f"{run_dir} (readout {fc.readout}, bone weight {fc.bone_weight})")
 
 
-def ensemble_method(members: list[Method], name: str, seed: int | None = None) -> Method:
-    """Several CAGE runs (other seeds) as one method: the members' embeddings concatenated, each scaled by
-    ``1/sqrt(K)``, so the squared Euclidean distance is the mean of the members' squared distances (the
-    bone-length cue, the same in every member, keeps its weight); P1 scores are the mean of the members' RN
-    scores (their classes must agree). One member returns it unchanged (renamed)."""
+def ensemble_method(members: list[Method], name: str, seed: int | None = None,
+                    weights: list[float] | None = None) -> Method:
+    """Several CAGE runs (other seeds) as one method: the members' embeddings concatenated, member ``i`` scaled by
+    ``sqrt(weights[i])`` (default ``1/K`` each, weights summing to 1), so the squared Euclidean distance is the
+    weighted mean of the members' squared distances (the bone-length cue, the same in every member, keeps its
+    weight); P1 scores are the mean of the RN scores of the members that have an RN (their classes must agree).
+    One member returns it unchanged (renamed)."""
     if not members:
         raise OfflineError("an ensemble needs at least one member")
     if len(members) == 1:
         return replace(members[0], name=name, seed=seed)
     k = len(members)
+    wts = np.full(k, 1.0 / k) if weights is None else np.asarray(weights, dtype=np.float64)
+    if wts.shape != (k,) or (wts < 0).any() or not np.isclose(wts.sum(), 1.0):
+        raise OfflineError(f"ensemble weights: need {k} non-negative weights summing to 1 (got {weights})")
+    scale = np.sqrt(wts)
 
     def embed(w: np.ndarray) -> np.ndarray:
-        return np.concatenate([m.embed(w) for m in members], axis=1) / np.sqrt(k)
+        return np.concatenate([s * m.embed(w) for s, m in zip(scale, members)], axis=1)
 
     scores = None
-    if all(m.scores is not None for m in members):
+    scorers = [m for m in members if m.scores is not None]  # a pretrained member has no RN
+    if scorers:
         def scores(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            parts = [m.scores(w) for m in members]
+            parts = [m.scores(w) for m in scorers]
             classes = parts[0][1]
             if any(not np.array_equal(c, classes) for _, c in parts):
                 raise OfflineError("ensemble members were trained on different classes")
             return np.mean([s for s, _ in parts], axis=0), classes
 
-    return Method(name, embed, scores, seed, note=f"ensemble of {k}: " + "; ".join(m.note for m in members))
+    note = f"ensemble of {k}" + ("" if weights is None else " (weights " + ", ".join(f"{x:.3g}" for x in wts) + ")")
+    return Method(name, embed, scores, seed, note=note + ": " + "; ".join(m.note for m in members))
 
 
 def _rn_scorer(run_dir, extractor, device: str):
@@ -576,16 +597,15 @@ def train_cage_run(train: WindowSet, rn_train: WindowSet, out_dir, seed: int, de
 
 def pretrain_synthetic(out_dir, f: int, layout: str, dataset: str = "UCALGARY", spec: SynthPretrain = UCALGARY_PRETRAIN,
                        device: str = "auto", config: str | None = None, epochs: int | None = None,
-                       progress: bool = False) -> Path:
+                       progress: bool = False, seed: int = 0) -> Path:
     """Pretrain one encoder without labels on synthetic walkers (``spec``) into ``out_dir`` with the harness's
-    training config (training seed 0; positives: windows of one synthetic walk) and return ``out_dir``; a
+    training config (training ``seed``, 0 in the harness; positives: `SynthPretrain.positives`) and return ``out_dir``; a
     finished one there is reused (if trained for the same settings), an interrupted one resumes."""
-    from offline.synth import walker_windows
     from offline.training.encoder import train_encoder
 
     out_dir = Path(out_dir)
-    ws = walker_windows(f, layout, spec.identities, spec.walks, spec.frames, spec.stride, spec.seed, dataset)
-    cfg = load_train_config(config, dataset, f, 0, device, epochs)
+    ws = spec.windows(f, layout, dataset)
+    cfg = load_train_config(config, dataset, f, seed, device, epochs)
     if (out_dir / "encoder.pt").is_file():
         _check_reusable(out_dir, ws, cfg.resolved())
         import json
@@ -595,7 +615,7 @@ def pretrain_synthetic(out_dir, f: int, layout: str, dataset: str = "UCALGARY", 
             raise OfflineError(f"{out_dir}: pretrained on other data ({stored!r}); use another --out/--runs folder "
                                "or remove it")
         return out_dir
-    train_encoder(ws, cfg, out_dir, 0, cfg.device, progress=progress,
+    train_encoder(ws, cfg, out_dir, seed, cfg.device, progress=progress,
                   resume=(out_dir / "encoder_state.pt").is_file(), command=_pretrain_command(spec))
     return out_dir
 
@@ -649,7 +669,9 @@ def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...]
                  people: tuple[int, ...] | None = None, runs_dir=None, subjects: tuple[int, ...] | None = None,
                  retrieval: Retrieval = UCALGARY_RETRIEVAL, rerank: bool = True, clean: bool = True,
                  progress: bool = False, ensemble: int = 1, init=None,
-                 pretrain: SynthPretrain | None = UCALGARY_PRETRAIN) -> tuple[list[dict], dict]:
+                 pretrain: SynthPretrain | None = UCALGARY_PRETRAIN,
+                 speed_rates: tuple[float, ...] = (1.0,),
+                 init_weight: float = UCALGARY_INIT_WEIGHT) -> tuple[list[dict], dict]:
     """The real-data protocol: gallery Run1, probes Run2 (same) and Run3-6 (cross, limp); sub10 dropped.
 
     ``subjects`` restricts *everything* to these subject numbers (encoder, RN, gallery, probes): the folder as if
@@ -670,10 +692,17 @@ def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...]
     smaller K are reused) combined by `ensemble_method`. ``pretrain`` (improved mode; None = off): first one
     encoder is pretrained without labels on synthetic walkers (`pretrain_synthetic`, into
     ``<runs>/pretrain_synthetic_f<f>``, shared by every seed, variant and fold) and every encoder is fine-tuned
-    from it. ``init``: a model folder every encoder is fine-tuned from instead. Returns ``(rows, meta)``.
+    from it. ``init``: a model folder every encoder is fine-tuned from instead. ``init_weight`` W > 0 (with a
+    pretrained or ``init`` encoder): each seed's CAGEs embed with the fine-tuned encoder(s) *and* the encoder they
+    started from, combined like an ensemble (`ensemble_method`) with weight W for the starting encoder and 1 - W
+    for the fine-tuned one(s): fine-tuning on the normal walks of Run1 alone loses part of what the pretraining
+    on limping synthetic walkers taught (0 = the fine-tuned encoder alone, 1 = the starting encoder alone).
+    Returns ``(rows, meta)``.
     """
     if ensemble < 1:
         raise OfflineError(f"--ensemble must be >= 1 (got {ensemble})")
+    if not 0.0 <= init_weight <= 1.0:
+        raise OfflineError(f"--init-weight must be in [0, 1] (got {init_weight})")
     if init is not None and not (Path(init) / "encoder.pt").is_file():
         raise OfflineError(f"--init {init}: not a model folder (need encoder.pt and encoder.json)")
     from offline import protocols as P
@@ -749,7 +778,8 @@ def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...]
             if runs is None:
                 raise OfflineError(f"--encoder-data: unknown variant {variant!r} (use run1 and/or all)")
             # all runs: stride 3 (about twice Run1's stride-1 count) keeps the CPU time of 6 walks in check
-            enc_train = ucalgary_windows(data, f, runs, stride=1 if variant == "run1" else 3, subjects=subj)
+            enc_train = ucalgary_windows(data, f, runs, stride=1 if variant == "run1" else 3, subjects=subj,
+                                         rates=speed_rates)
             label = "CAGEs (Run1 encoder)" if variant == "run1" else "CAGEs (all runs, transductive)"
             for seed in range(seeds * ensemble):
                 d = Path(runs_dir or out_dir) / f"cage_{variant}{tag}_seed{seed}"
@@ -775,8 +805,17 @@ def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...]
     if ensemble > 1:
         meta["ensemble"] = (f"{ensemble} encoders per seed (training seeds s, s+{seeds}, ...): embeddings "
                             "concatenated / sqrt(K), RN scores averaged")
+    keep = init_weight > 0 and init is not None and run_dir is None
+    if keep:
+        meta["encoder kept"] = (f"every seed's CAGEs also embed with the encoder they were fine-tuned from ({init}), "
+                                f"weight {init_weight:g} of the squared distance; the RN is the fine-tuned one")
     for label, seed, dirs in groups:
-        m = ensemble_method([cage_method(d, label, seed, device, readout, bone_weight) for d in dirs], label, seed)
+        members = [cage_method(d, label, seed, device, readout, bone_weight) for d in dirs]
+        weights = None
+        if keep:
+            members.append(cage_method(init, label, seed, device, readout, bone_weight))
+            weights = [(1 - init_weight) / len(dirs)] * len(dirs) + [init_weight]
+        m = ensemble_method(members, label, seed, weights)
         g_emb = m.embed(gallery.windows)
         for name, probe in pairs:
             p_emb = m.embed(probe.windows)

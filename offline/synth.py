@@ -291,23 +291,39 @@ def synth_all_targets(dataset: str, view: int | None) -> list[tuple[str, int | N
 
 
 def walker_windows(f: int, layout: str, identities: int = 60, walks: int = 3, frames: int = 120, stride: int = 2,
-                   seed: int = 123, dataset: str = "SYNTH") -> WindowSet:
+                   seed: int = 123, dataset: str = "SYNTH", limp_walks: int = 0, positives: str = "walk") -> WindowSet:
     """Sliding windows of synthetic walkers (`pose.synthetic.recordings`, default knobs: walks towards the camera
     +-20 deg, Kinect-like noise) in any 3D ``layout``: label-free pretraining data for an encoder of that layout
     (`offline.evaluate.pretrain_synthetic`). ``recording`` = ``pid * 100 + walk`` (positives come from one walk),
-    ``start`` = first frame. Deterministic in ``seed``."""
+    ``start`` = first frame. Deterministic in ``seed``.
+
+    ``limp_walks``: the last that many walks of each person limp (`pose.synthetic.walk`'s ``limp``: a random
+    leg, severity uniform in [0.3, 1]). ``positives="person"`` gives every walk of a person one ``recording``
+    (``pid * 100``), so that windows of another walk of the same synthetic person (e.g. a limping one) become
+    positives too (the generator's identities, never a real label)."""
     from pose.synthetic import recordings
 
     if min(identities, walks) < 1 or frames < f or stride < 1:
         raise OfflineError(f"synthetic walkers: need identities, walks, stride >= 1 and frames >= f = {f} "
                            f"(got {identities}, {walks}, {stride}, {frames})")
+    if not 0 <= limp_walks <= walks or positives not in ("walk", "person"):
+        raise OfflineError(f"synthetic walkers: need 0 <= limp_walks <= walks and positives walk|person "
+                           f"(got {limp_walks}, {positives!r})")
+
+    def limp(pid: int, walk: int):
+        if walk < walks - limp_walks:
+            return None
+        g = np.random.default_rng([int(seed), int(pid), int(walk), 0x11AB])
+        return (float(g.choice([-1.0, 1.0])), float(g.uniform(0.3, 1.0)))
+
     wins, pids, rec, start = [], [], [], []
-    for r in recordings(identities, walks, frames, layout=layout, seed=seed):
+    for r in recordings(identities, walks, frames, layout=layout, seed=seed, limp=limp if limp_walks else None):
         w, s = sliding_windows(r.joints, f, stride)
         wins.append(w)
         pids += [r.pid] * len(w)
-        rec += [r.pid * 100 + r.walk] * len(w)
+        rec += [r.pid * 100 + (0 if positives == "person" else r.walk)] * len(w)
         start += s.tolist()
     return WindowSet(np.concatenate(wins).astype(np.float32), np.array(pids), dataset, "synthetic", layout,
                      np.array(rec), np.zeros(len(pids)), np.array(start),
-                     meta={"identities": identities, "walks": walks, "frames": frames, "stride": stride, "seed": seed})
+                     meta={"identities": identities, "walks": walks, "frames": frames, "stride": stride, "seed": seed,
+                           "limp_walks": limp_walks, "positives": positives})

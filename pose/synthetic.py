@@ -34,6 +34,9 @@ Knobs of :func:`walk` (defaults in brackets) - see ``docs/layouts_and_synthetic.
 * ``drop_joint_p`` [0]: probability that a joint of a frame is dropped (NaN, ``valid`` False).
 * ``drop_frame_p`` [0]: probability that a whole frame is dropped (all NaN, ``frame_ok`` False).
 * ``camera_height`` [1.0]: sensor height above the floor, metres.
+* ``limp`` [None]: ``(side, severity)``, side +1 = right leg, -1 = left, severity in [0, 1]: an abnormal
+  gait on that leg (its hip excursion shrinks by up to 30 %, its knee flexes up to 60 % less, the stance
+  timing shifts by up to 0.45 rad, the walk slows by up to 35 % and sways more), like UCalgary's runs 3-6.
 
 Separability at the defaults (tests/pose/test_synthetic.py): 20 identities, f = 6 windows centred on
 joint 0, gallery walk 0, probe walk 1, 120-frame walks: raw-coordinate 1-NN Rank-1 0.29-0.40 over seeds
@@ -241,7 +244,12 @@ def _skeleton(ident: WalkerIdentity, style: dict, phase: np.ndarray) -> dict[str
     leg = ident.thigh + ident.shank + ident.ankle_height
     # hip excursion that makes the feet cover the stride: step = 2 L sin(amp)
     amp = np.arcsin(np.clip(style["stride"] / (4.0 * leg), 0.05, 0.7))
-    phases = {"r": phase, "l": phase + np.pi + ident.asym_phase}
+    limp = style.get("limp")  # None, or (side sign: +1 right / -1 left, severity 0..1): the abnormal leg
+    asym_phase, asym_stride = ident.asym_phase, ident.asym_stride
+    if limp is not None:  # a shorter, quicker step onto the sore leg: its stance and excursion shrink
+        asym_phase += limp[0] * 0.45 * limp[1]
+        asym_stride += limp[0] * -0.6 * limp[1]
+    phases = {"r": phase, "l": phase + np.pi + asym_phase}
     # pelvis: lateral sway over the stance leg; its vertical bob comes from grounding the feet (below)
     pelvis_y = np.full(T, leg)
     sway = style["sway_m"] * np.sin(phase - 0.33)  # over the right leg at its mid-stance (phase ~1.9)
@@ -251,10 +259,11 @@ def _skeleton(ident: WalkerIdentity, style: dict, phase: np.ndarray) -> dict[str
     for s, sign in (("r", 1.0), ("l", -1.0)):
         phi = phases[s]
         hip = pelvis + _rot_y(np.tile([sign * ident.hip_width / 2, 0.0, 0.0], (T, 1)), pelvis_yaw)
-        a_s = amp * (1 + sign * ident.asym_stride / 2)
+        a_s = amp * (1 + sign * asym_stride / 2)
+        stiff = 1.0 if limp is None or limp[0] != sign else 1.0 - 0.6 * limp[1]  # a stiff knee on the sore leg
         # flexion peaks just before heel strike, extension at ~50% of the cycle
         hip_flex = rad(style["hip_flex_mean_deg"]) + a_s * np.cos(phi + 0.35)
-        knee_flex = rad(5.0 + 12.0 * _bump(phi, 0.9, 0.45) + (ident.knee_peak_deg - 5.0) * _bump(phi, 4.3, 0.65))
+        knee_flex = rad(5.0 + 12.0 * _bump(phi, 0.9, 0.45) + stiff * (ident.knee_peak_deg - 5.0) * _bump(phi, 4.3, 0.65))
         ankle_pf = rad(-8.0 * _bump(phi, 2.6, 0.7) + 16.0 * _bump(phi, 3.9, 0.35) - 4.0 * _bump(phi, 5.2, 0.6))
         # the leg converges from hip width to step width as it goes down
         half_step = style["step_width"] / 2
@@ -393,7 +402,7 @@ def walk(identity: WalkerIdentity, n_frames: int, layout: str = "kinect_v1", fps
          *, heading_deg: float | None = None, heading_range: tuple[float, float] = (-110.0, -70.0),
          start: tuple[float, float] | None = None, variation: float = 1.0, noise_m: float = 0.016,
          noise_corr: float = 0.95, drop_joint_p: float = 0.0, drop_frame_p: float = 0.0,
-         camera_height: float = 1.0) -> WalkResult:
+         camera_height: float = 1.0, limp: tuple[float, float] | None = None) -> WalkResult:
     """One walk of ``identity``: ``n_frames`` frames at ``fps`` in ``layout`` (a 3D layout name).
 
     Deterministic in ``(identity.seed, identity.pid, seed)``. The knobs are described in the module
@@ -410,6 +419,15 @@ def walk(identity: WalkerIdentity, n_frames: int, layout: str = "kinect_v1", fps
         raise SyntheticError(f"noise_m, variation and seed must be >= 0 (got {noise_m}, {variation}, {seed})")
     rng = np.random.default_rng([identity.seed, identity.pid, int(seed), 0x3A1C])
     style = _per_walk_style(identity, rng, variation)
+    if limp is not None:
+        side, severity = float(limp[0]), float(limp[1])
+        if side not in (-1.0, 1.0) or not 0.0 <= severity <= 1.0:
+            raise SyntheticError(f"limp must be (side +1 right / -1 left, severity in [0, 1]) (got {limp})")
+        style["limp"] = (side, severity)
+        slow = 1.0 - 0.35 * severity  # a limping walker is slower: shorter strides, lower cadence
+        style["stride"] *= slow ** 0.6
+        style["cadence_hz"] *= slow ** 0.4
+        style["sway_m"] *= 1.0 + 0.8 * severity  # leaning over the good leg
     phase0 = rng.uniform(0, 2 * np.pi)
     if heading_deg is None:
         heading_deg = float(rng.uniform(*heading_range))
@@ -451,6 +469,8 @@ def walk(identity: WalkerIdentity, n_frames: int, layout: str = "kinect_v1", fps
             "phase0": float(phase0), "variation": float(variation), "noise_m": float(noise_m), "noise_corr": float(noise_corr),
             "drop_joint_p": float(drop_joint_p), "drop_frame_p": float(drop_frame_p),
             "camera_height": float(camera_height)}
+    if limp is not None:
+        meta["limp"] = list(style["limp"])
     return WalkResult(joints=joints, valid=valid, frame_ok=frame_ok, meta=meta)
 
 
@@ -476,19 +496,22 @@ def recordings(n_identities: int, n_walks: int, n_frames: int | tuple[int, int],
     """``n_walks`` walks of each of ``n_identities`` identities (``make_identities(n, seed)``), pid-major.
 
     ``n_frames`` is a length, or ``(lo, hi)`` for lengths drawn uniformly in ``[lo, hi]`` per walk.
-    ``knobs`` go to :func:`walk` (``fps``, ``variation``, ``noise_m``, ``heading_deg``, ...); ``heading_deg``
-    may also be a callable ``(pid, walk) -> degrees`` (e.g. one view per walk).
+    ``knobs`` go to :func:`walk` (``fps``, ``variation``, ``noise_m``, ``heading_deg``, ``limp``, ...);
+    ``heading_deg`` may also be a callable ``(pid, walk) -> degrees`` (e.g. one view per walk) and ``limp`` a
+    callable ``(pid, walk) -> (side, severity) | None`` (e.g. some walks of each person abnormal).
     """
     if n_walks < 0:
         raise SyntheticError(f"n_walks must be >= 0 (got {n_walks})")
     heading = knobs.pop("heading_deg", None)
+    limp = knobs.pop("limp", None)
     out = []
     len_rng = np.random.default_rng([int(seed), 0x1E46])
     for ident in make_identities(n_identities, seed):
         for w in range(n_walks):
             T = n_frames if isinstance(n_frames, (int, np.integer)) else int(len_rng.integers(n_frames[0], n_frames[1] + 1))
             h = heading(ident.pid, w) if callable(heading) else heading
-            res = walk(ident, int(T), layout, seed=walk_seed(seed, w), heading_deg=h, **knobs)
+            lp = limp(ident.pid, w) if callable(limp) else limp
+            res = walk(ident, int(T), layout, seed=walk_seed(seed, w), heading_deg=h, limp=lp, **knobs)
             out.append(Recording(ident.pid, w, res.joints, res.valid, res.frame_ok,
                                  {**res.meta, "walk": w, "identity": ident.as_dict()}))
     return out

@@ -271,18 +271,21 @@ def runs_label(runs: Iterable[int]) -> str:
 
 
 def ucalgary_windows(data: UCalgaryData, f: int, runs: int | Iterable[int], stride: int = 1,
-                     layout: str = LAYOUT, subjects: Iterable[int] | None = None) -> WindowSet:
+                     layout: str = LAYOUT, subjects: Iterable[int] | None = None,
+                     rates: tuple[float, ...] = (1.0,)) -> WindowSet:
     """Sliding windows ``(N, f, J, 3)`` of the given runs, person by person, run by run, in time order.
 
     ``pids`` = subject number, ``recording`` = ``subject*100 + run``, ``offset`` = 0, ``start`` = first
     frame. ``layout`` other than ``ucalgary18`` converts the joints with ``pose.convert.convert`` and fails
-    with `DatasetError` when a target joint cannot be derived. ``subjects`` restricts the people.
+    with `DatasetError` when a target joint cannot be derived. ``subjects`` restricts the people. ``rates``:
+    every walk is also cut at these playback speeds (`cages.windows.warped_windows`; label-free training
+    data, e.g. ``(1.0, 0.7)`` adds the walk as if walked slower), rate by rate within a walk.
     """
     runs = [int(runs)] if isinstance(runs, (int, np.integer)) else [int(r) for r in runs]
     keep = None if subjects is None else {int(s) for s in subjects}
     recs = sorted((r for r in data.recordings if r.run in runs and (keep is None or r.subject in keep)),
                   key=lambda r: (r.subject, r.run))
-    from cages.windows import sliding_windows
+    from cages.windows import sliding_windows, warped_windows
 
     windows, pids, recording, start = [], [], [], []
     for rec in recs:
@@ -300,11 +303,12 @@ def ucalgary_windows(data: UCalgaryData, f: int, runs: int | Iterable[int], stri
                 missing = sorted({names[j] for j in np.flatnonzero(~valid.all(axis=0))})
                 raise DatasetError(f"{rec.path}: cannot convert {LAYOUT} to {layout}: "
                                    f"no source for {', '.join(missing)}")
-        w, s = sliding_windows(joints, f, stride=stride)
-        windows.append(w)
-        pids.append(np.full(len(w), rec.subject))
-        recording.append(np.full(len(w), rec.recording_id))
-        start.append(s)
+        for rate in rates:
+            w, s = sliding_windows(joints, f, stride=stride) if rate == 1.0 else warped_windows(joints, f, rate, stride)
+            windows.append(w)
+            pids.append(np.full(len(w), rec.subject))
+            recording.append(np.full(len(w), rec.recording_id))
+            start.append(s)
     n_joints = J if layout == LAYOUT else None
     if windows:
         w_all = np.concatenate(windows).astype(np.float64)
@@ -320,7 +324,7 @@ def ucalgary_windows(data: UCalgaryData, f: int, runs: int | Iterable[int], stri
         dataset="UCALGARY", split=runs_label(runs), layout=layout,
         recording=np.concatenate(recording) if recording else None,
         offset=np.zeros(n, np.int64), start=np.concatenate(start) if start else None,
-        meta={"root": str(data.root), "runs": runs, "f": f, "stride": stride,
+        meta={"root": str(data.root), "runs": runs, "f": f, "stride": stride, "rates": list(rates),
               "duplicates_dropped": [str(d) for d, _ in data.duplicates],
               "skipped": [f"{p}: {why}" for p, why in data.skipped]},
     )

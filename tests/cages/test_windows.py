@@ -86,3 +86,23 @@ def test_offline_fill_is_the_live_windower_fill():
                                joints=np.where(ok[t, :, None], seq[t], np.nan)[None], valid=ok[t][None]), now=t)
     assert len(live) == len(offline) == 12
     assert np.array_equal(np.stack([m.window for m in live]), offline)
+
+
+def test_warped_windows_play_the_walk_slower_or_quicker():
+    from cages.windows import sliding_windows, warped_windows
+
+    t = np.arange(20, dtype=float)
+    seq = np.stack([t, 2 * t, -t], axis=-1)[:, None, :]  # (20, 1, 3): a joint moving at constant speed
+    same, s1 = warped_windows(seq, 6, 1.0, stride=2)
+    ref, s2 = sliding_windows(seq, 6, stride=2)
+    np.testing.assert_allclose(same, ref)
+    np.testing.assert_array_equal(s1, s2)
+    slow, starts = warped_windows(seq, 6, 0.5)
+    assert slow.shape == (17, 6, 1, 3) and starts[-1] == 16  # the last window ends at frame 16 + 2.5
+    np.testing.assert_allclose(np.diff(slow[:, :, 0, 0], axis=1), 0.5)  # half the distance per frame
+    np.testing.assert_allclose(slow[:, 0, 0, 0], starts)
+    quick, starts = warped_windows(seq, 6, 2.0)
+    assert quick.shape == (10, 6, 1, 3) and quick[-1, -1, 0, 0] == 19
+    assert warped_windows(seq[:3], 6, 1.0)[0].shape == (0, 6, 1, 3)
+    with pytest.raises(ValueError, match="rate"):
+        warped_windows(seq, 6, 0.0)

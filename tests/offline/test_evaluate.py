@@ -332,12 +332,30 @@ def test_ensemble_method_averages_member_distances():
         ensemble_method([members[0], bad], "x").scores(w)
     with pytest.raises(Exception, match="at least one"):
         ensemble_method([], "x")
+    # a member without an RN (the pretrained encoder kept beside the fine-tuned one) embeds but does not score
+    kept = ensemble_method([members[2], Method("pre", members[0].embed, None)], "kept", weights=[0.25, 0.75])
+    assert kept.embed(w).shape == (7, 12) and np.allclose(kept.scores(w)[0], 2.0)
+    d2 = pairwise_distance(kept.embed(w), kept.embed(w[:3]), "euclidean") ** 2
+    want = sum(a * pairwise_distance(m.embed(w), m.embed(w[:3]), "euclidean") ** 2
+               for a, m in ((0.25, members[2]), (0.75, members[0])))
+    assert np.allclose(d2, want)  # weighted mean of the members' squared distances
+    for bad_w in ([0.5, 0.6], [1.0], [-0.5, 1.5]):
+        with pytest.raises(Exception, match="weights"):
+            ensemble_method([members[2], members[0]], "x", weights=bad_w)
+    assert ensemble_method([Method("a", members[0].embed, None), Method("b", members[1].embed, None)], "x").scores is None
 
 
 def test_ensemble_flag_is_ucalgary_only_and_positive(tmp_path, capsys):
     rc = cli.main(["evaluate", "--dataset", "KGBD", "--data-root", str(tmp_path), "--ensemble", "2",
                    "--methods", "raw-kNN", "--out", str(tmp_path / "o")])
     assert rc == 2 and "--ensemble" in capsys.readouterr().err
+    rc = cli.main(["evaluate", "--dataset", "KGBD", "--data-root", str(tmp_path), "--init-weight", "0.5",
+                   "--methods", "raw-kNN", "--out", str(tmp_path / "o")])
+    assert rc == 2 and "--init-weight" in capsys.readouterr().err
+    rc = cli.main(["evaluate", "--dataset", "UCALGARY", "--data-root", str(tmp_path), "--init-weight", "1.5",
+                   "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--init-weight" in err and len(err.strip().splitlines()) == 1
     rc = cli.main(["evaluate", "--dataset", "UCALGARY", "--ensemble", "0"])
     err = capsys.readouterr().err
     assert rc == 2 and "--ensemble" in err and len(err.strip().splitlines()) == 1
@@ -355,6 +373,27 @@ def test_synthetic_walker_windows():
     assert not np.allclose(ws.windows, walker_windows(6, "ucalgary18", 3, 2, 20, 2, seed=2).windows)
     with pytest.raises(Exception, match="frames"):
         walker_windows(6, "ucalgary18", identities=3, walks=2, frames=4)
+
+
+def test_synthetic_walker_windows_limping_walks_and_person_positives():
+    """The last ``limp_walks`` walks of every synthetic person limp; with ``positives="person"`` all of a person's
+    walks share one recording id (so the encoder's positives cross walks), otherwise every walk is its own."""
+    from offline.synth import walker_windows
+
+    base = walker_windows(6, "ucalgary18", identities=3, walks=3, frames=20, stride=2, seed=1)
+    ws = walker_windows(6, "ucalgary18", identities=3, walks=3, frames=20, stride=2, seed=1, limp_walks=2,
+                        positives="person")
+    per_walk = 8  # (20 - 6) / 2 + 1 windows
+    first = np.concatenate([np.arange(p * 3 * per_walk, p * 3 * per_walk + per_walk) for p in range(3)])
+    np.testing.assert_array_equal(ws.windows[first], base.windows[first])  # walk 0 of everyone: not limping
+    assert not np.allclose(ws.windows, base.windows)
+    assert len(np.unique(ws.recording)) == 3 and len(np.unique(base.recording)) == 9
+    assert ws.meta["limp_walks"] == 2 and ws.meta["positives"] == "person"
+    again = walker_windows(6, "ucalgary18", 3, 3, 20, 2, seed=1, limp_walks=2, positives="person")
+    assert np.array_equal(ws.windows, again.windows)
+    for bad in ({"limp_walks": 4}, {"positives": "pid"}):
+        with pytest.raises(Exception, match="limp_walks"):
+            walker_windows(6, "ucalgary18", 3, 3, 20, 2, seed=1, **bad)
 
 
 @pytest.mark.skipif(not DATA.is_dir(), reason=f"real UCalgary data not found at {DATA}")
@@ -377,6 +416,11 @@ def test_ucalgary_synthetic_pretraining_then_fine_tuning(tmp_path):
     run = json.loads((tmp_path / "o" / "cage_run1_s2-4_seed0" / "encoder.json").read_text())
     assert run["command"].endswith(f"encoder init {pre}")
     assert {r["method"] for r in rows} == {"CAGEs (Run1 encoder)"}
+    # by default the pretrained encoder embeds beside the fine-tuned one (its limp invariance is kept)
+    assert str(pre) in meta["encoder kept"]
+    alone, meta_alone = run_ucalgary(DATA, 6, tmp_path / "o", pretrain=spec, init_weight=0, **kw)
+    assert "encoder kept" not in meta_alone
+    assert [r["mAP"] for r in rows if r["level"] == "window"] != [r["mAP"] for r in alone if r["level"] == "window"]
     # the finished runs are reused with the same pretraining, refused without it
     run_ucalgary(DATA, 6, tmp_path / "o", pretrain=spec, **kw)
     with pytest.raises(OfflineError, match="encoder init"):

@@ -205,3 +205,38 @@ def test_handedness_matches_real_kinect():
     syn = walk(make_identity(0), 60, "ucalgary18", seed=0).joints  # default: towards the camera
     for side in ("Shoulder", "Hip"):
         assert np.sign(np.mean(syn[:, uc.index(side + "Left"), 0] - syn[:, uc.index(side + "Right"), 0])) == signs[0]
+
+
+def _knee_flexion_range(joints: np.ndarray, side: str) -> float:
+    n = list(get_layout("ucalgary18").joints)
+    hip, knee, ankle = (joints[:, n.index(f"{j}{side}")] for j in ("Hip", "Knee", "Ankle"))
+    u, v = hip - knee, ankle - knee
+    cos = (u * v).sum(-1) / np.linalg.norm(u, axis=-1) / np.linalg.norm(v, axis=-1)
+    flex = 180 - np.degrees(np.arccos(np.clip(cos, -1, 1)))
+    return float(np.ptp(flex))
+
+
+@pytest.mark.parametrize("side,sore,good", [(1.0, "Right", "Left"), (-1.0, "Left", "Right")])
+def test_limp_slows_the_walk_and_stiffens_the_sore_knee(side, sore, good):
+    """UCalgary's abnormal runs (3-6) are slower walks with one leg favoured: the synthetic limp is too, on the
+    leg it names, and a walk without it is exactly the walk it always was."""
+    ident = make_identity(4, seed=2)
+    plain = walk(ident, 120, "ucalgary18", seed=3, noise_m=0)
+    limp = walk(ident, 120, "ucalgary18", seed=3, noise_m=0, limp=(side, 0.9))
+    np.testing.assert_array_equal(plain.joints, walk(ident, 120, "ucalgary18", seed=3, noise_m=0, limp=None).joints)
+    assert "limp" not in plain.meta and limp.meta["limp"] == [side, 0.9]
+    assert limp.meta["speed_mps"] < 0.8 * plain.meta["speed_mps"]
+    assert _knee_flexion_range(limp.joints, sore) < 0.7 * _knee_flexion_range(limp.joints, good)
+    assert abs(_knee_flexion_range(plain.joints, sore) / _knee_flexion_range(plain.joints, good) - 1) < 0.15
+    # the body is the same person's: bone lengths do not change with the limp
+    b_plain = bone_lengths(plain.joints, get_layout("ucalgary18")).mean(0)
+    b_limp = bone_lengths(limp.joints, get_layout("ucalgary18")).mean(0)
+    np.testing.assert_allclose(b_plain, b_limp, atol=0.01)
+    for bad in ((0.0, 0.5), (1.0, 1.5)):
+        with pytest.raises(SyntheticError, match="limp"):
+            walk(ident, 10, limp=bad)
+
+
+def test_recordings_limp_per_walk():
+    recs = recordings(2, 3, 30, "ucalgary18", seed=1, limp=lambda pid, w: None if w == 0 else (1.0, 0.5))
+    assert [r.meta.get("limp") for r in recs] == [None, [1.0, 0.5], [1.0, 0.5]] * 2
