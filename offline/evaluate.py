@@ -697,7 +697,9 @@ def run_ucalgary(root, f: int, out_dir, seeds: int = 1, methods: tuple[str, ...]
     started from, combined like an ensemble (`ensemble_method`) with weight W for the starting encoder and 1 - W
     for the fine-tuned one(s): fine-tuning on the normal walks of Run1 alone loses part of what the pretraining
     on limping synthetic walkers taught (0 = the fine-tuned encoder alone, 1 = the starting encoder alone).
-    Returns ``(rows, meta)``.
+    ``speed_rates``: the encoders also train on every walk played at these speeds (`ucalgary_windows`'s
+    ``rates``; measured in issue #17, not kept; finished runs are not told apart by it, so give it its own runs
+    folder). Returns ``(rows, meta)``.
     """
     if ensemble < 1:
         raise OfflineError(f"--ensemble must be >= 1 (got {ensemble})")
