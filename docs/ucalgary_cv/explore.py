@@ -118,4 +118,12 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    from offline.datasets.base import DatasetError
+    from offline.errors import OfflineError
+
+    try:
+        main()
+    except (OfflineError, DatasetError) as exc:
+        sys.exit(f"error: {exc}")
